@@ -1,0 +1,323 @@
+//! Test harness: real servers, isolated per test.
+//!
+//! `make test` starts one nats-server (JetStream) and one PostgreSQL cluster on
+//! free loopback ports and exports their addresses; each test gets its own subject
+//! prefix (so its own streams and buckets) and its own database, and starts its
+//! own moto server, so tests run in parallel without seeing each other.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
+use aws_sdk_ec2::config::Credentials;
+use inventory_api::{ApiServer, ApiState};
+use inventory_bus::Bus;
+use inventory_collector::{AwsSource, Collector, CollectorSettings};
+use inventory_projector::{Projector, ProjectorSettings};
+use inventory_store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through `make test`, which starts the servers")
+    })
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
+}
+
+/// Create a fresh, migrated database and return a store on it.
+pub async fn fresh_store() -> (Store, String) {
+    let admin = env("INVENTORY_TEST_DATABASE_URL");
+    let name = unique("t_");
+    let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test postgres");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let url = admin
+        .rsplit_once('/')
+        .expect("url has a database")
+        .0
+        .to_owned()
+        + "/"
+        + &name;
+    let store = Store::connect(&url, 8).expect("store");
+    store.migrate().await.expect("migrate");
+    (store, url)
+}
+
+/// One test's slice of the servers.
+pub struct TestEnv {
+    pub bus: Bus,
+    pub store: Store,
+    pub db_url: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> TestEnv {
+        init_tracing();
+        let bus = Bus::connect(&env("INVENTORY_TEST_NATS_URL"), &unique("t"))
+            .await
+            .expect("connect to the test nats-server");
+        bus.ensure_topology().await.expect("topology");
+        let (store, db_url) = fresh_store().await;
+        TestEnv { bus, store, db_url }
+    }
+
+    pub fn projector(&self, store: &Store, name: &str, batch_size: usize) -> Projector {
+        Projector::new(
+            self.bus.clone(),
+            store.clone(),
+            ProjectorSettings {
+                name: name.into(),
+                batch_size,
+                fetch_wait: Duration::from_millis(200),
+            },
+        )
+    }
+
+    /// Run projection `name` into `store` until it has applied the whole stream.
+    pub async fn project(&self, store: &Store, name: &str) {
+        let target = self.bus.last_event_seq().await.expect("stream info");
+        let token = CancellationToken::new();
+        let task = tokio::spawn(self.projector(store, name, 500).run(token.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while store.checkpoint(name).await.expect("checkpoint") < target {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "projection {name} did not reach seq {target}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        token.cancel();
+        task.await.expect("projector task").expect("projector run");
+    }
+
+    /// Project the stream into the test's store under the default projection name.
+    pub async fn project_default(&self) {
+        self.project(&self.store, "tables").await;
+    }
+
+    pub fn collector(&self, aws: SdkConfig, regions: &[&str]) -> Collector {
+        Collector::new(
+            self.bus.clone(),
+            AwsSource::new(aws),
+            CollectorSettings {
+                regions: Some(regions.iter().map(|r| r.to_string()).collect()),
+                interval: None,
+                page_size: 5,
+                concurrency: 4,
+            },
+        )
+    }
+
+    pub fn api(&self) -> Api {
+        let server = ApiServer::start(
+            "127.0.0.1:0",
+            ApiState {
+                store: self.store.clone(),
+                bus: Some(self.bus.clone()),
+            },
+            1,
+        )
+        .expect("api");
+        Api {
+            base: format!("http://{}", server.addr),
+            client: reqwest::Client::new(),
+            _server: server,
+        }
+    }
+}
+
+/// A running API and a client for it.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    _server: ApiServer,
+}
+
+impl Api {
+    /// GET a path; returns status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// Every item of a list, following `next` cursors.
+    pub async fn all(&self, path: &str) -> Vec<serde_json::Value> {
+        let mut items = Vec::new();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut url = path.to_owned();
+        loop {
+            let (status, body) = self.get(&url).await;
+            assert_eq!(status, 200, "GET {url}: {body}");
+            items.extend(body["items"].as_array().expect("items").iter().cloned());
+            match body["next"].as_str() {
+                Some(next) => url = format!("{path}{sep}cursor={next}"),
+                None => return items,
+            }
+        }
+    }
+
+    /// The values of `field` across a whole list, sorted.
+    pub async fn ids(&self, path: &str, field: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .all(path)
+            .await
+            .iter()
+            .map(|i| i[field].as_str().expect("id field").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// A moto server of this test's own.
+pub struct Moto {
+    pub endpoint: String,
+    _child: Child,
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let addr = free_addr();
+        let child = Command::new(env("INVENTORY_TEST_MOTO_SERVER"))
+            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://{addr}");
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if client
+                .get(format!("{endpoint}/moto-api/"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "moto did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Moto {
+            endpoint,
+            _child: child,
+        }
+    }
+
+    /// SDK configuration for `endpoint` (moto, or a proxy in front of it), with
+    /// retries off so that injected faults show at once.
+    pub fn sdk_config_at(endpoint: &str) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(
+                Credentials::new("testing", "testing", None, None, "test"),
+            ))
+            .retry_config(RetryConfig::disabled())
+            .build()
+    }
+
+    pub fn sdk_config(&self) -> SdkConfig {
+        Moto::sdk_config_at(&self.endpoint)
+    }
+
+    pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        let conf = aws_sdk_ec2::config::Builder::from(&self.sdk_config())
+            .region(Region::new(region.to_owned()))
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
+    }
+}
+
+/// A TCP proxy in front of moto that can be switched to answer 503 to everything
+/// (and cut the connections it has open), to make scans fail for real.
+pub struct FaultProxy {
+    pub endpoint: String,
+    failing: Arc<AtomicBool>,
+    generation: watch::Sender<u64>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str) -> FaultProxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let failing = Arc::new(AtomicBool::new(false));
+        let (generation, _) = watch::channel(0u64);
+        let (f, g) = (failing.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (failing, mut gen_rx, upstream) = (f.clone(), g.subscribe(), upstream.clone());
+                tokio::spawn(async move {
+                    if failing.load(Ordering::SeqCst) {
+                        let mut buf = [0u8; 4096];
+                        let _ = inbound.read(&mut buf).await;
+                        let _ = inbound
+                            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = gen_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        FaultProxy {
+            endpoint,
+            failing,
+            generation,
+        }
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+}

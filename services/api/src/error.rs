@@ -1,0 +1,98 @@
+//! API errors: every failure answers with a status and
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use inventory_store::StoreError;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    Ambiguous {
+        message: String,
+        candidates: Vec<Value>,
+    },
+    #[error("{message}")]
+    Gone {
+        message: String,
+        deleted_at: Value,
+        last_state: Value,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Ambiguous { .. } => "ambiguous_id",
+            ApiError::Gone { .. } => "gone",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::UnknownColumn { kind, column } => ApiError::bad_request(
+                "unknown_filter",
+                format!("unknown filter {column} for {kind}"),
+            ),
+            StoreError::BadCursor => ApiError::bad_request("invalid_cursor", "invalid cursor"),
+            StoreError::Unavailable(m) => {
+                ApiError::Unavailable(format!("database unavailable: {m}"))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Ambiguous { .. } => StatusCode::CONFLICT,
+            ApiError::Gone { .. } => StatusCode::GONE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(error = cause, "internal api error");
+        }
+        let mut error = json!({"code": self.code(), "message": self.to_string()});
+        match self {
+            ApiError::Ambiguous { candidates, .. } => error["candidates"] = json!(candidates),
+            ApiError::Gone {
+                deleted_at,
+                last_state,
+                ..
+            } => {
+                error["deleted_at"] = deleted_at.clone();
+                error["last_state"] = last_state.clone();
+            }
+            _ => {}
+        }
+        HttpResponse::build(self.status_code()).json(json!({ "error": error }))
+    }
+}

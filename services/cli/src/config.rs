@@ -1,0 +1,288 @@
+//! Configuration: defaults, then an optional YAML file (`--config` or
+//! `INVENTORY_CONFIG`), then environment overrides with standard names where
+//! they exist. Secrets (the database url) may come from a file and are never logged.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub database: DatabaseConfig,
+    pub api: ApiConfig,
+    pub collector: CollectorConfig,
+    pub projector: ProjectorConfig,
+    pub aws: AwsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    pub url: String,
+    /// Namespaces every subject, stream and bucket.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    /// Read the url from this file instead (keeps the password out of the config).
+    pub url_file: Option<String>,
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub addr: String,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// Full collection at start and then this often (`15m`, `1h`); `off` disables it.
+    pub interval: String,
+    pub page_size: i32,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectorConfig {
+    pub name: String,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Regions to scan; empty: every enabled region.
+    pub regions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            prefix: "inventory".into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "postgres://inventory@127.0.0.1:5432/inventory".into(),
+            url_file: None,
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            addr: "127.0.0.1:8080".into(),
+            workers: 2,
+        }
+    }
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            interval: "15m".into(),
+            page_size: 1000,
+            concurrency: 8,
+        }
+    }
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            name: "tables".into(),
+            batch_size: 1000,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "text".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nats: NatsConfig::default(),
+            database: DatabaseConfig::default(),
+            api: ApiConfig::default(),
+            collector: CollectorConfig::default(),
+            projector: ProjectorConfig::default(),
+            aws: AwsConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Load from an optional file, then apply the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::load_with(file, &env)
+    }
+
+    pub fn load_with(file: Option<&Path>, env: &HashMap<String, String>) -> anyhow::Result<Config> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read config file {}", path.display()))?;
+                serde_yaml_ng::from_str(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        if let Some(path) = &config.database.url_file {
+            config.database.url = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read database url file {path}"))?
+                .trim()
+                .to_owned();
+        }
+        config.interval()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: &HashMap<String, String>) -> anyhow::Result<()> {
+        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        if let Some(v) = get("NATS_URL") {
+            self.nats.url = v;
+        }
+        if let Some(v) = get("INVENTORY_SUBJECT_PREFIX") {
+            self.nats.prefix = v;
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database.url = v;
+            self.database.url_file = None;
+        }
+        if let Some(v) = get("DATABASE_URL_FILE") {
+            self.database.url_file = Some(v);
+        }
+        if let Some(v) = get("INVENTORY_API_ADDR") {
+            self.api.addr = v;
+        }
+        if let Some(v) = get("INVENTORY_COLLECT_INTERVAL") {
+            self.collector.interval = v;
+        }
+        if let Some(v) = get("INVENTORY_AWS_REGIONS") {
+            self.aws.regions = v
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = get("INVENTORY_LOG_FORMAT") {
+            self.log.format = v;
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log format must be text or json, not {:?}", self.log.format);
+        }
+        Ok(())
+    }
+
+    /// The periodic collection interval; `None` when switched off.
+    pub fn interval(&self) -> anyhow::Result<Option<Duration>> {
+        match self.collector.interval.as_str() {
+            "off" | "0" | "" => Ok(None),
+            s => humantime::parse_duration(s)
+                .map(Some)
+                .with_context(|| format!("invalid collection interval {s:?} (try 15m or off)")),
+        }
+    }
+
+    /// The database url without its password, for logs.
+    pub fn database_url_redacted(&self) -> String {
+        redact(&self.database.url)
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = std::env::temp_dir().join(format!("inv-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("inventory.yaml");
+        std::fs::write(&file, "api:\n  addr: 0.0.0.0:9000\naws:\n  regions: [eu-west-1]\ncollector:\n  interval: 1h\n").unwrap();
+        let c = Config::load_with(Some(&file), &env(&[])).unwrap();
+        assert_eq!(c.api.addr, "0.0.0.0:9000");
+        assert_eq!(c.aws.regions, ["eu-west-1"]);
+        assert_eq!(c.interval().unwrap(), Some(Duration::from_secs(3600)));
+        let c = Config::load_with(
+            Some(&file),
+            &env(&[
+                ("INVENTORY_API_ADDR", "127.0.0.1:1"),
+                ("INVENTORY_AWS_REGIONS", "us-east-1, eu-central-1"),
+                ("INVENTORY_COLLECT_INTERVAL", "off"),
+                ("NATS_URL", "nats://n:1"),
+                ("DATABASE_URL", "postgres://u:secret@h/db"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api.addr, "127.0.0.1:1");
+        assert_eq!(c.aws.regions, ["us-east-1", "eu-central-1"]);
+        assert_eq!(c.interval().unwrap(), None);
+        assert_eq!(c.nats.url, "nats://n:1");
+        assert_eq!(c.database_url_redacted(), "postgres://u:***@h/db");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(Config::load_with(None, &env(&[("INVENTORY_COLLECT_INTERVAL", "soon")])).is_err());
+        assert!(Config::load_with(None, &env(&[("INVENTORY_LOG_FORMAT", "xml")])).is_err());
+        assert!(
+            Config::load_with(Some(Path::new("/nonexistent/inventory.yaml")), &env(&[])).is_err()
+        );
+    }
+}

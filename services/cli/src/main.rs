@@ -1,0 +1,213 @@
+//! `inventory`: one binary that runs the services, applies migrations and sends
+//! ad-hoc collection requests. Thin glue over the service crates.
+
+mod config;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use inventory_api::{ApiServer, ApiState};
+use inventory_bus::Bus;
+use inventory_collector::{AwsSource, Collector, CollectorSettings};
+use inventory_model::CollectRequest;
+use inventory_projector::{Projector, ProjectorSettings};
+use inventory_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "inventory",
+    version,
+    about = "Cloud and infrastructure inventory"
+)]
+struct Cli {
+    /// YAML configuration file.
+    #[arg(long, global = true, env = "INVENTORY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process (collector, projector, api).
+    Up,
+    /// Run the collector: serve collection requests and collect periodically.
+    Collector,
+    /// Run the projector: fold the event stream into PostgreSQL.
+    Projector,
+    /// Run the REST API.
+    Api,
+    /// Apply database migrations.
+    Migrate,
+    /// Publish an ad-hoc collection request and print its request id.
+    Collect {
+        /// Source, e.g. `aws`.
+        source: String,
+        /// Kind (plural, e.g. `instances`) or `all`.
+        kind: String,
+        /// Restrict to these accounts (repeatable).
+        #[arg(long = "account")]
+        accounts: Vec<String>,
+        /// Restrict to these regions (repeatable).
+        #[arg(long = "region")]
+        regions: Vec<String>,
+    },
+}
+
+fn init_tracing(config: &Config) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
+    Bus::connect(&config.nats.url, &config.nats.prefix)
+        .await
+        .with_context(|| format!("failed to connect to nats at {}", config.nats.url))
+}
+
+fn connect_store(config: &Config) -> anyhow::Result<Store> {
+    Store::connect(&config.database.url, config.database.max_connections).with_context(|| {
+        format!(
+            "failed to set up the database pool for {}",
+            config.database_url_redacted()
+        )
+    })
+}
+
+async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
+    let aws = AwsSource::from_env().await;
+    let settings = CollectorSettings {
+        regions: (!config.aws.regions.is_empty()).then(|| config.aws.regions.clone()),
+        interval: config.interval()?,
+        page_size: config.collector.page_size,
+        concurrency: config.collector.concurrency,
+    };
+    tracing::info!(
+        endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "default".into()),
+        regions = ?settings.regions, interval = ?settings.interval,
+        "collector configured with the AWS default credential chain"
+    );
+    Ok(Collector::new(bus, aws, settings))
+}
+
+fn projector(config: &Config, bus: Bus, store: Store) -> Projector {
+    Projector::new(
+        bus,
+        store,
+        ProjectorSettings {
+            name: config.projector.name.clone(),
+            batch_size: config.projector.batch_size,
+            ..Default::default()
+        },
+    )
+}
+
+fn shutdown_on_ctrl_c() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    init_tracing(&config);
+    match cli.command {
+        Command::Migrate => {
+            let store = connect_store(&config)?;
+            let applied = store.migrate().await.context("failed to migrate")?;
+            tracing::info!(
+                applied,
+                database = config.database_url_redacted(),
+                "migrations applied"
+            );
+        }
+        Command::Collect {
+            source,
+            kind,
+            accounts,
+            regions,
+        } => {
+            let bus = connect_bus(&config).await?;
+            let reply = bus
+                .request_collection(&source, &kind, &CollectRequest { accounts, regions })
+                .await?;
+            println!("{reply}");
+            if reply.get("error").is_some() {
+                std::process::exit(1);
+            }
+        }
+        Command::Collector => {
+            let bus = connect_bus(&config).await?;
+            collector(&config, bus)
+                .await?
+                .run(shutdown_on_ctrl_c())
+                .await?;
+        }
+        Command::Projector => {
+            let bus = connect_bus(&config).await?;
+            let store = connect_store(&config)?;
+            projector(&config, bus, store)
+                .run(shutdown_on_ctrl_c())
+                .await?;
+        }
+        Command::Api => {
+            let bus = connect_bus(&config).await?;
+            let store = connect_store(&config)?;
+            let server = ApiServer::start(
+                &config.api.addr,
+                ApiState {
+                    store,
+                    bus: Some(bus),
+                },
+                config.api.workers,
+            )?;
+            shutdown_on_ctrl_c().cancelled().await;
+            server.stop().await;
+        }
+        Command::Up => {
+            let bus = connect_bus(&config).await?;
+            bus.ensure_topology().await?;
+            let store = connect_store(&config)?;
+            store.migrate().await.context("failed to migrate")?;
+            let shutdown = shutdown_on_ctrl_c();
+            let server = ApiServer::start(
+                &config.api.addr,
+                ApiState {
+                    store: store.clone(),
+                    bus: Some(bus.clone()),
+                },
+                config.api.workers,
+            )?;
+            let projector =
+                tokio::spawn(projector(&config, bus.clone(), store).run(shutdown.clone()));
+            let collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
+            shutdown.cancelled().await;
+            server.stop().await;
+            for (name, task) in [("projector", projector), ("collector", collector)] {
+                match task.await {
+                    Ok(Err(e)) => tracing::error!(service = name, error = %e, "service failed"),
+                    Err(e) => tracing::error!(service = name, error = %e, "service panicked"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! The projector service: folds the event stream into PostgreSQL.
+//!
+//! It reads through a durable pull consumer in batches, turns each message into a
+//! [`BatchItem`] (checking the contract; violations become dead letters), and has
+//! the store apply the batch in one transaction that also advances the
+//! projection's checkpoint. The batch is acknowledged only after the commit.
+//!
+//! Architecture invariant: the projector never acks what it has not committed,
+//! and never stops on a bad event: a contract violation is recorded in the
+//! dead-letter table with the reason and raw bytes, and the stream moves on.
+
+use std::time::Duration;
+
+use inventory_bus::{Bus, Delivery};
+use inventory_model::{ContractError, Envelope, EventType, kind_by_name};
+use inventory_store::{BatchItem, BatchOutcome, DeadLetter, ResourceChange, Store};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone)]
+pub struct ProjectorSettings {
+    /// Projection name: the checkpoint row and the durable consumer's name.
+    pub name: String,
+    pub batch_size: usize,
+    /// How long a fetch waits for the first message.
+    pub fetch_wait: Duration,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        ProjectorSettings {
+            name: "tables".into(),
+            batch_size: 1000,
+            fetch_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Turn one stream message into a batch item: a checked event or a dead letter.
+pub fn to_item(
+    seq: u64,
+    subject: &str,
+    payload: &[u8],
+    headers: Vec<(String, String)>,
+) -> BatchItem {
+    match check(payload) {
+        Ok(item) => item(seq),
+        Err(e) => BatchItem::Dead {
+            seq,
+            letter: DeadLetter {
+                subject: subject.to_owned(),
+                reason: e.to_string(),
+                payload: payload.to_vec(),
+                headers,
+            },
+        },
+    }
+}
+
+type MakeItem = Box<dyn FnOnce(u64) -> BatchItem>;
+
+fn check(payload: &[u8]) -> Result<MakeItem, ContractError> {
+    let env = Envelope::decode(payload)?;
+    let kind = kind_by_name(&env.source, &env.kind).ok_or_else(|| ContractError::UnknownKind {
+        provider: env.source.clone(),
+        kind: env.kind.clone(),
+    })?;
+    kind.check_scope(&env.scope)?;
+    let Envelope {
+        event_type,
+        scope,
+        key,
+        observed_at,
+        scan_id,
+        request_id,
+        content_hash,
+        payload,
+        resources_seen,
+        error,
+        ..
+    } = env;
+    Ok(match event_type {
+        EventType::ResourceCreated | EventType::ResourceUpdated | EventType::ResourceDeleted => {
+            let key = key.expect("validated: resource events have a key");
+            let state = match (payload, content_hash) {
+                (Some(payload), Some(hash)) if event_type != EventType::ResourceDeleted => {
+                    let projected = kind.project(&key, &scope, &payload)?;
+                    Some((projected, payload, hash))
+                }
+                _ => None,
+            };
+            let change = ResourceChange {
+                kind,
+                scope,
+                key,
+                observed_at,
+                scan_id,
+                state,
+            };
+            Box::new(move |seq| BatchItem::Resource { seq, change })
+        }
+        EventType::ScanStarted => Box::new(move |seq| BatchItem::ScanStarted {
+            seq,
+            scan_id,
+            kind,
+            scope,
+            request_id,
+            at: observed_at,
+        }),
+        EventType::ScanCompleted | EventType::ScanFailed => {
+            let result = match event_type {
+                EventType::ScanCompleted => Ok(resources_seen.unwrap_or_default()),
+                _ => Err(error.unwrap_or_default()),
+            };
+            Box::new(move |seq| BatchItem::ScanFinished {
+                seq,
+                scan_id,
+                kind,
+                scope,
+                at: observed_at,
+                result,
+            })
+        }
+    })
+}
+
+pub struct Projector {
+    bus: Bus,
+    store: Store,
+    settings: ProjectorSettings,
+}
+
+impl Projector {
+    pub fn new(bus: Bus, store: Store, settings: ProjectorSettings) -> Projector {
+        Projector {
+            bus,
+            store,
+            settings,
+        }
+    }
+
+    /// Fold until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.bus.ensure_topology().await?;
+        let name = &self.settings.name;
+        let mut checkpoint = self.store.checkpoint(name).await?;
+        let mut consumer = self.bus.event_consumer(name, checkpoint + 1).await?;
+        // Right after (re)creation the first delivery is the earliest message still
+        // in the stream at or after checkpoint + 1; afterwards batches must follow
+        // the checkpoint without a gap, or the fold would skip events.
+        let mut fresh = true;
+        tracing::info!(projection = name, checkpoint, "projector started");
+        let mut folded: u64 = 0;
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = consumer.fetch(self.settings.batch_size, self.settings.fetch_wait) => batch,
+            };
+            let deliveries = match batch {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(projection = name, error = %e, "fetch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if deliveries.is_empty() {
+                continue;
+            }
+            let first = deliveries[0].seq;
+            if !fresh && first > checkpoint + 1 {
+                tracing::warn!(
+                    projection = name,
+                    checkpoint,
+                    first,
+                    "delivery skipped past the checkpoint; restarting the consumer there"
+                );
+                consumer = self.bus.event_consumer(name, checkpoint + 1).await?;
+                fresh = true;
+                continue;
+            }
+            fresh = false;
+            let Some(outcome) = self.apply(&deliveries, &shutdown).await else {
+                break;
+            };
+            folded += deliveries.len() as u64;
+            checkpoint = outcome.checkpoint;
+            tracing::debug!(
+                projection = name,
+                events = deliveries.len(),
+                applied = outcome.applied,
+                unchanged = outcome.unchanged,
+                dead_lettered = outcome.dead_lettered,
+                checkpoint = outcome.checkpoint,
+                "batch committed"
+            );
+            if outcome.dead_lettered > 0 {
+                tracing::warn!(
+                    projection = name,
+                    count = outcome.dead_lettered,
+                    "events broke the contract and were dead-lettered"
+                );
+            }
+            // The consumer acks "all": acking the last message acks the batch.
+            let last = deliveries.last().expect("non-empty batch");
+            if let Err(e) = last.ack().await {
+                tracing::warn!(projection = name, seq = last.seq, error = %e, "ack failed; the batch will be redelivered and skipped");
+            }
+        }
+        tracing::info!(projection = name, folded, "projector stopped");
+        Ok(())
+    }
+
+    /// Commit a batch, retrying transient store failures with backoff. `None` if
+    /// shut down before it could commit (nothing acked; the batch is redelivered).
+    async fn apply(
+        &self,
+        deliveries: &[Delivery],
+        shutdown: &CancellationToken,
+    ) -> Option<BatchOutcome> {
+        let items: Vec<BatchItem> = deliveries
+            .iter()
+            .map(|d| to_item(d.seq, &d.subject, &d.payload, d.headers()))
+            .collect();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.store.apply_batch(&self.settings.name, &items).await {
+                Ok(outcome) => return Some(outcome),
+                Err(e) => {
+                    tracing::error!(
+                        projection = self.settings.name, error = %e, retry_in = ?backoff,
+                        "batch failed to commit; retrying"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bytes(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn base(event_type: &str) -> serde_json::Value {
+        json!({
+            "event_type": event_type, "schema_version": 1, "source": "aws", "kind": "vpc",
+            "scope": {"account_id": "1", "region": "eu-west-1"},
+            "observed_at": "2026-11-23T10:00:00Z", "scan_id": "s"
+        })
+    }
+
+    fn reason(item: BatchItem) -> String {
+        match item {
+            BatchItem::Dead { letter, .. } => letter.reason,
+            other => panic!("expected a dead letter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn good_events_become_items() {
+        let mut v = base("resource.created");
+        v["key"] = json!("vpc-1");
+        v["content_hash"] = json!("h");
+        v["payload"] = json!({"vpcId": "vpc-1"});
+        match to_item(7, "s", &bytes(v), vec![]) {
+            BatchItem::Resource { seq, change } => {
+                assert_eq!(seq, 7);
+                assert_eq!(change.key, "vpc-1");
+                assert!(change.state.is_some());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut v = base("scan.completed");
+        v["resources_seen"] = json!(4);
+        assert!(matches!(
+            to_item(8, "s", &bytes(v), vec![]),
+            BatchItem::ScanFinished { result: Ok(4), .. }
+        ));
+    }
+
+    #[test]
+    fn contract_violations_become_dead_letters_with_reasons() {
+        assert!(reason(to_item(1, "s", b"{oops", vec![])).contains("not a valid envelope"));
+        let mut v = base("resource.created");
+        v["kind"] = json!("teapot");
+        v["key"] = json!("x");
+        v["content_hash"] = json!("h");
+        v["payload"] = json!({});
+        assert!(reason(to_item(2, "s", &bytes(v), vec![])).contains("unknown kind aws/teapot"));
+        let mut v = base("resource.updated");
+        v["key"] = json!("vpc-1");
+        v["content_hash"] = json!("h");
+        v["payload"] = json!({"vpcId": "vpc-2"});
+        assert!(reason(to_item(3, "s", &bytes(v), vec![])).contains("differs from event key"));
+        let mut v = base("scan.started");
+        v["scope"] = json!({"account_id": "1"});
+        assert!(reason(to_item(4, "s", &bytes(v), vec![])).contains("regional"));
+    }
+}

@@ -1,0 +1,442 @@
+//! The bus: everything Inventory says to or hears from NATS.
+//!
+//! Architecture invariant: this is the only crate that depends on `async_nats`.
+//! Services see domain operations (publish these envelopes, fetch a batch of
+//! events, load the collector's last published state, answer a collection
+//! request), never subjects, headers or acks of the wire protocol.
+//!
+//! Streams, consumers and KV buckets are defined as code in `nats/` (JetStream API
+//! JSON) and embedded here; [`Bus::ensure_topology`] creates or updates them
+//! idempotently. A subject prefix (default `inventory`) namespaces every subject,
+//! stream and bucket, so several deployments or test runs share one server.
+
+mod names;
+mod state;
+mod topology;
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::{HeaderMap, header};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt, future};
+use inventory_model::{CollectRequest, Envelope};
+
+pub use names::Names;
+pub use state::StateEntry;
+
+/// Header carrying the event type, so consumers can route without decoding.
+pub const HEADER_EVENT_TYPE: &str = "Inventory-Event-Type";
+/// Header carrying the envelope's schema version.
+pub const HEADER_SCHEMA_VERSION: &str = "Inventory-Schema-Version";
+/// W3C trace context of the operation that caused the event.
+pub const HEADER_TRACEPARENT: &str = "traceparent";
+
+/// What went wrong talking to NATS. The kind tells callers whether to retry.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot connect to nats at {url}: {source}")]
+    Connect {
+        url: String,
+        source: async_nats::ConnectError,
+    },
+    #[error("invalid jetstream definition {name}: {reason}")]
+    Definition { name: String, reason: String },
+    #[error("jetstream setup of {name} failed: {reason}")]
+    Setup { name: String, reason: String },
+    #[error("publish to {subject} failed: {reason}")]
+    Publish { subject: String, reason: String },
+    #[error("consuming from {name} failed: {reason}")]
+    Consume { name: String, reason: String },
+    #[error("request to {subject} failed: {reason}")]
+    Request { subject: String, reason: String },
+}
+
+/// A connection to NATS with JetStream and the names of one deployment.
+#[derive(Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    names: Names,
+}
+
+/// The result of publishing one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    /// JetStream dropped it as a duplicate of an earlier publish with the same id.
+    pub duplicate: bool,
+}
+
+impl Bus {
+    /// Connect to `url`; `prefix` namespaces subjects, streams and buckets.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Bus, BusError> {
+        let names = Names::new(prefix).map_err(|reason| BusError::Definition {
+            name: "subject prefix".into(),
+            reason,
+        })?;
+        let client = async_nats::ConnectOptions::new()
+            .name("inventory")
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect {
+                url: url.to_owned(),
+                source,
+            })?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .max_ack_inflight(4096)
+            .build(client.clone());
+        Ok(Bus { client, js, names })
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// True while the connection to the server is up.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Publish envelopes with pipelined acks: all are sent, then all acks awaited.
+    /// Each carries a deterministic `Nats-Msg-Id`, so a retried publish within the
+    /// stream's duplicate window is dropped by the server.
+    pub async fn publish_events(
+        &self,
+        events: &[Envelope],
+        traceparent: Option<&str>,
+    ) -> Result<Vec<Published>, BusError> {
+        let mut pending = Vec::with_capacity(events.len());
+        for env in events {
+            let subject = self.names.event_subject(env);
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::NATS_MESSAGE_ID,
+                Names::message_id(env, &subject).as_str(),
+            );
+            headers.insert(HEADER_EVENT_TYPE, env.event_type.as_str());
+            headers.insert(
+                HEADER_SCHEMA_VERSION,
+                env.schema_version.to_string().as_str(),
+            );
+            if let Some(tp) = traceparent {
+                headers.insert(HEADER_TRACEPARENT, tp);
+            }
+            let ack = self
+                .js
+                .send_publish(
+                    subject.clone(),
+                    jetstream::message::PublishMessage::build()
+                        .payload(Bytes::from(env.to_bytes()))
+                        .headers(headers),
+                )
+                .await
+                .map_err(|e| publish_error(&subject, e))?;
+            pending.push((subject, ack));
+        }
+        future::try_join_all(pending.into_iter().map(|(subject, ack)| async move {
+            let ack = ack.await.map_err(|e| publish_error(&subject, e))?;
+            Ok(Published {
+                seq: ack.sequence,
+                duplicate: ack.duplicate,
+            })
+        }))
+        .await
+    }
+
+    /// Publish raw bytes on a subject of the event stream (tools and tests that
+    /// need to put something the contract does not allow on the stream).
+    pub async fn publish_raw(&self, subject: &str, payload: Vec<u8>) -> Result<u64, BusError> {
+        let ack = self
+            .js
+            .publish(subject.to_owned(), payload.into())
+            .await
+            .map_err(|e| publish_error(subject, e))?
+            .await
+            .map_err(|e| publish_error(subject, e))?;
+        Ok(ack.sequence)
+    }
+
+    /// Number of messages currently in the event stream on subjects matching `filter`.
+    pub async fn count_events(&self, filter: &str) -> Result<u64, BusError> {
+        let name = self.names.events_stream();
+        let consume = |reason: String| BusError::Consume {
+            name: name.clone(),
+            reason,
+        };
+        let stream = self
+            .js
+            .get_stream(&name)
+            .await
+            .map_err(|e| consume(e.to_string()))?;
+        let counts: Vec<(String, usize)> = stream
+            .info_with_subjects(filter)
+            .await
+            .map_err(|e| consume(e.to_string()))?
+            .try_collect()
+            .await
+            .map_err(|e| consume(e.to_string()))?;
+        Ok(counts.into_iter().map(|(_, n)| n as u64).sum())
+    }
+
+    /// Last sequence in the event stream (0 when empty).
+    pub async fn last_event_seq(&self) -> Result<u64, BusError> {
+        let name = self.names.events_stream();
+        let mut stream = self
+            .js
+            .get_stream(&name)
+            .await
+            .map_err(|e| BusError::Consume {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+        let info = stream.info().await.map_err(|e| BusError::Consume {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Start the durable consumer `durable` on the event stream afresh at
+    /// `start_seq` (the projection's checkpoint + 1), discarding any state an
+    /// earlier instance left: the first message it delivers is the earliest one
+    /// still in the stream at or after `start_seq`, and the rest follow in order.
+    pub async fn event_consumer(
+        &self,
+        durable: &str,
+        start_seq: u64,
+    ) -> Result<EventConsumer, BusError> {
+        let consumer = topology::event_consumer(&self.js, &self.names, durable, start_seq).await?;
+        Ok(EventConsumer {
+            consumer,
+            name: durable.to_owned(),
+        })
+    }
+
+    /// Delete a durable consumer (used when a projection is reset for a replay).
+    pub async fn delete_event_consumer(&self, durable: &str) -> Result<(), BusError> {
+        let name = self.names.events_stream();
+        let stream = self
+            .js
+            .get_stream(&name)
+            .await
+            .map_err(|e| BusError::Setup {
+                name: name.clone(),
+                reason: e.to_string(),
+            })?;
+        topology::delete_consumer(&stream, durable).await
+    }
+
+    /// Subscribe to ad-hoc collection requests (`<prefix>.collect.<source>.<kind>`)
+    /// in a queue group, so that several collectors share them.
+    pub async fn collect_requests(&self, queue_group: &str) -> Result<CollectInbox, BusError> {
+        let subject = self.names.collect_wildcard();
+        let sub = self
+            .client
+            .queue_subscribe(subject.clone(), queue_group.to_owned())
+            .await
+            .map_err(|e| BusError::Consume {
+                name: subject,
+                reason: e.to_string(),
+            })?;
+        Ok(CollectInbox {
+            sub,
+            client: self.client.clone(),
+        })
+    }
+
+    /// Send a collection request and wait for the collector's reply.
+    pub async fn request_collection(
+        &self,
+        source: &str,
+        kind: &str,
+        request: &CollectRequest,
+    ) -> Result<serde_json::Value, BusError> {
+        let subject = self.names.collect_subject(source, kind);
+        let body = serde_json::to_vec(request).expect("a request always serializes");
+        self.request_raw(&subject, body).await
+    }
+
+    /// Send raw bytes as a request and parse the JSON reply.
+    pub async fn request_raw(
+        &self,
+        subject: &str,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, BusError> {
+        let err = |reason: String| BusError::Request {
+            subject: subject.to_owned(),
+            reason,
+        };
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            self.client.request(subject.to_owned(), body.into()),
+        )
+        .await
+        .map_err(|_| err("no reply within 10s (is a collector running?)".into()))?
+        .map_err(|e| err(e.to_string()))?;
+        serde_json::from_slice(&reply.payload).map_err(|e| err(format!("reply is not json: {e}")))
+    }
+
+    /// Make sure every stream, consumer template and bucket from `nats/` exists
+    /// with its current definition. Safe to call from every service at start.
+    pub async fn ensure_topology(&self) -> Result<(), BusError> {
+        topology::ensure(&self.js, &self.names).await
+    }
+
+    /// Delete the event stream and state bucket of this prefix (tests, resets).
+    pub async fn destroy_topology(&self) -> Result<(), BusError> {
+        topology::destroy(&self.js, &self.names).await
+    }
+
+    pub(crate) fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+}
+
+fn publish_error(subject: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Publish {
+        subject: subject.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// A durable pull consumer on the event stream.
+pub struct EventConsumer {
+    consumer: PullConsumer,
+    name: String,
+}
+
+/// One message from the event stream, with its stream sequence.
+pub struct Delivery {
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+    /// How many times the server has delivered it (1 on first delivery).
+    pub delivered: i64,
+    message: jetstream::Message,
+}
+
+impl EventConsumer {
+    /// Fetch up to `max` messages, waiting at most `expires` for the first.
+    pub async fn fetch(&self, max: usize, expires: Duration) -> Result<Vec<Delivery>, BusError> {
+        let err = |reason: String| BusError::Consume {
+            name: self.name.clone(),
+            reason,
+        };
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .expires(expires)
+            .messages()
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut out = Vec::with_capacity(max);
+        while let Some(msg) = batch.next().await {
+            let message = msg.map_err(|e| err(e.to_string()))?;
+            let info = message.info().map_err(|e| err(e.to_string()))?;
+            let (seq, delivered) = (info.stream_sequence, info.delivered);
+            out.push(Delivery {
+                seq,
+                subject: message.subject.to_string(),
+                payload: message.payload.clone(),
+                delivered,
+                message,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Delivery {
+    /// Acknowledge this message and (the consumer acks "all") every earlier one.
+    pub async fn ack(&self) -> Result<(), BusError> {
+        self.message.ack().await.map_err(|e| BusError::Consume {
+            name: self.subject.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Ask for redelivery after `delay` (transient failure).
+    pub async fn nak(&self, delay: Duration) -> Result<(), BusError> {
+        self.message
+            .ack_with(jetstream::AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|e| BusError::Consume {
+                name: self.subject.clone(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Header value, if present.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.to_string())
+    }
+
+    /// All headers as (name, value) pairs, for dead-letter records.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.message
+            .headers
+            .as_ref()
+            .map(|h| {
+                h.iter()
+                    .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Incoming collection requests.
+pub struct CollectInbox {
+    sub: async_nats::Subscriber,
+    client: async_nats::Client,
+}
+
+/// One collection request as it arrived.
+pub struct CollectDelivery {
+    pub source: String,
+    pub kind: String,
+    pub body: Bytes,
+    reply: Option<async_nats::Subject>,
+    client: async_nats::Client,
+}
+
+impl CollectInbox {
+    /// The next request; `None` when the subscription has ended.
+    pub async fn next(&mut self) -> Option<CollectDelivery> {
+        loop {
+            let msg = self.sub.next().await?;
+            let mut tokens = msg.subject.rsplitn(3, '.');
+            let (Some(kind), Some(source)) = (tokens.next(), tokens.next()) else {
+                continue;
+            };
+            return Some(CollectDelivery {
+                source: source.to_owned(),
+                kind: kind.to_owned(),
+                body: msg.payload.clone(),
+                reply: msg.reply.clone(),
+                client: self.client.clone(),
+            });
+        }
+    }
+}
+
+impl CollectDelivery {
+    /// Reply to the requester, if it asked for a reply.
+    pub async fn respond(&self, body: &serde_json::Value) -> Result<(), BusError> {
+        let Some(reply) = &self.reply else {
+            return Ok(());
+        };
+        self.client
+            .publish(reply.clone(), body.to_string().into())
+            .await
+            .map_err(|e| publish_error(reply, e))
+    }
+}

@@ -1,0 +1,162 @@
+//! Streams, consumers and buckets as code: the JSON definitions in `nats/`,
+//! embedded at build time and applied idempotently.
+
+use async_nats::jetstream::{
+    self,
+    consumer::{DeliverPolicy, PullConsumer, pull},
+    kv,
+    stream::{self, StorageType},
+};
+use serde::Deserialize;
+
+use crate::{BusError, Names};
+
+const EVENTS_STREAM: &str = include_str!("../../../nats/streams/events.json");
+const PROJECTOR_CONSUMER: &str = include_str!("../../../nats/consumers/projector.json");
+const COLLECTOR_STATE: &str = include_str!("../../../nats/kv/collector-state.json");
+
+#[derive(Deserialize)]
+struct ConsumerFile {
+    #[allow(dead_code)]
+    stream_name: String,
+    config: pull::Config,
+}
+
+#[derive(Deserialize)]
+struct BucketFile {
+    bucket: String,
+    #[serde(default)]
+    description: String,
+    history: i64,
+    storage: StorageType,
+    num_replicas: usize,
+}
+
+fn definition<T: for<'de> Deserialize<'de>>(name: &str, json: &str) -> Result<T, BusError> {
+    serde_json::from_str(json).map_err(|e| BusError::Definition {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn setup(name: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Setup {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// The event stream's definition under this deployment's names.
+pub(crate) fn events_stream_config(names: &Names) -> Result<stream::Config, BusError> {
+    let mut config: stream::Config = definition("nats/streams/events.json", EVENTS_STREAM)?;
+    config.name = names.stream(&config.name);
+    config.subjects = config.subjects.iter().map(|s| names.subject(s)).collect();
+    Ok(config)
+}
+
+fn bucket_config(names: &Names) -> Result<kv::Config, BusError> {
+    let file: BucketFile = definition("nats/kv/collector-state.json", COLLECTOR_STATE)?;
+    Ok(kv::Config {
+        bucket: names.subject(&file.bucket),
+        description: file.description,
+        history: file.history,
+        storage: file.storage,
+        num_replicas: file.num_replicas,
+        ..Default::default()
+    })
+}
+
+pub(crate) async fn ensure(js: &jetstream::Context, names: &Names) -> Result<(), BusError> {
+    let config = events_stream_config(names)?;
+    let name = config.name.clone();
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|e| setup(&name, e))?;
+    let bucket = bucket_config(names)?;
+    let name = bucket.bucket.clone();
+    js.create_or_update_key_value(bucket)
+        .await
+        .map_err(|e| setup(&name, e))?;
+    Ok(())
+}
+
+pub(crate) async fn destroy(js: &jetstream::Context, names: &Names) -> Result<(), BusError> {
+    let stream = names.events_stream();
+    js.delete_stream(&stream)
+        .await
+        .map_err(|e| setup(&stream, e))?;
+    let bucket = names.state_bucket();
+    js.delete_key_value(&bucket)
+        .await
+        .map_err(|e| setup(&bucket, e))?;
+    Ok(())
+}
+
+pub(crate) async fn event_consumer(
+    js: &jetstream::Context,
+    names: &Names,
+    durable: &str,
+    start_seq: u64,
+) -> Result<PullConsumer, BusError> {
+    let file: ConsumerFile = definition("nats/consumers/projector.json", PROJECTOR_CONSUMER)?;
+    let mut config = file.config;
+    config.durable_name = Some(durable.to_owned());
+    if start_seq > 1 {
+        config.deliver_policy = DeliverPolicy::ByStartSequence {
+            start_sequence: start_seq,
+        };
+    }
+    let stream_name = names.events_stream();
+    let stream = js
+        .get_stream(&stream_name)
+        .await
+        .map_err(|e| setup(&stream_name, e))?;
+    // The projection's checkpoint is the truth, not the consumer's state: start
+    // afresh at `start_seq`, so that messages a crashed instance fetched and never
+    // acked cannot be overtaken by later ones (the fold must see stream order).
+    delete_consumer(&stream, durable).await?;
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| setup(durable, e))
+}
+
+/// Delete a consumer; one that does not exist is already deleted.
+pub(crate) async fn delete_consumer(
+    stream: &stream::Stream,
+    durable: &str,
+) -> Result<(), BusError> {
+    use async_nats::jetstream::{ErrorCode, stream::ConsumerErrorKind};
+    match stream.delete_consumer(durable).await {
+        Ok(_) => Ok(()),
+        Err(e) => match e.kind() {
+            ConsumerErrorKind::JetStream(j) if j.error_code() == ErrorCode::CONSUMER_NOT_FOUND => {
+                Ok(())
+            }
+            _ => Err(setup(durable, e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_parse_and_follow_the_prefix() {
+        let names = Names::new("t1").unwrap();
+        let s = events_stream_config(&names).unwrap();
+        assert_eq!(s.name, "T1_EVENTS");
+        assert_eq!(s.subjects, ["t1.events.>", "t1.scans.>"]);
+        assert_eq!(s.storage, StorageType::File);
+        assert!(s.max_age.as_secs() > 0, "age limit must be explicit");
+        assert!(s.max_bytes > 0, "byte limit must be explicit");
+        let b = bucket_config(&names).unwrap();
+        assert_eq!(b.bucket, "t1_collector_state");
+        let c: ConsumerFile = definition("projector", PROJECTOR_CONSUMER).unwrap();
+        assert_eq!(
+            c.config.ack_policy,
+            async_nats::jetstream::consumer::AckPolicy::All
+        );
+    }
+}

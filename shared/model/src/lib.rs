@@ -1,0 +1,18 @@
+//! The Inventory model: the event contract on the bus, the declarative catalogue of
+//! resource kinds, and the pure functions that turn a provider payload into the
+//! columns, tags and links of a row.
+//!
+//! Architecture invariant: this crate does no IO. It knows nothing of NATS,
+//! PostgreSQL or HTTP; the bus, store and api crates translate at their edges.
+//! Everything here is deterministic, so it is unit-tested without servers.
+
+pub mod catalogue;
+pub mod event;
+pub mod kind;
+pub mod request;
+pub mod subject;
+
+pub use catalogue::{KINDS, kind_by_name, kind_by_plural};
+pub use event::{ContractError, Envelope, EventType, SCHEMA_VERSION, Scope, content_hash};
+pub use kind::{Cell, Column, ColumnType, Field, KindDef, LinkDef, Projected, Side};
+pub use request::{CollectRequest, RequestError, resolve_kinds};

@@ -1,0 +1,105 @@
+//! Ad-hoc collection requests (`inventory.collect.<source>.<kind>`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{KINDS, kind_by_plural};
+use crate::kind::KindDef;
+
+/// The JSON body of a collection request. Every field is optional; an empty body
+/// means "every configured account and region".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RequestError {
+    #[error("malformed request body: {0}")]
+    MalformedBody(String),
+    #[error("unknown source {0}")]
+    UnknownSource(String),
+    #[error("unknown kind {kind} for source {provider} (known: {known})")]
+    UnknownKind {
+        provider: String,
+        kind: String,
+        known: String,
+    },
+}
+
+impl CollectRequest {
+    /// Parse a request body; an empty body is the empty request.
+    pub fn parse(body: &[u8]) -> Result<CollectRequest, RequestError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(CollectRequest::default());
+        }
+        serde_json::from_slice(body).map_err(|e| RequestError::MalformedBody(e.to_string()))
+    }
+}
+
+/// Resolve `<source>.<kind>` of a request subject (`kind` may be `all`) into kinds.
+pub fn resolve_kinds(source: &str, kind: &str) -> Result<Vec<&'static KindDef>, RequestError> {
+    let of_source: Vec<_> = KINDS
+        .iter()
+        .copied()
+        .filter(|k| k.source == source)
+        .collect();
+    if of_source.is_empty() {
+        return Err(RequestError::UnknownSource(source.to_owned()));
+    }
+    if kind == "all" {
+        return Ok(of_source);
+    }
+    kind_by_plural(source, kind)
+        .map(|k| vec![k])
+        .ok_or_else(|| RequestError::UnknownKind {
+            provider: source.to_owned(),
+            kind: kind.to_owned(),
+            known: of_source
+                .iter()
+                .map(|k| k.plural)
+                .chain(["all"])
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_parse_or_fail_clearly() {
+        assert_eq!(
+            CollectRequest::parse(b"").unwrap(),
+            CollectRequest::default()
+        );
+        let r = CollectRequest::parse(br#"{"regions":["eu-west-1"]}"#).unwrap();
+        assert_eq!(r.regions, ["eu-west-1"]);
+        assert!(matches!(
+            CollectRequest::parse(b"{nope"),
+            Err(RequestError::MalformedBody(_))
+        ));
+        assert!(matches!(
+            CollectRequest::parse(br#"{"region":"x"}"#),
+            Err(RequestError::MalformedBody(_))
+        ));
+    }
+
+    #[test]
+    fn kinds_resolve() {
+        assert_eq!(resolve_kinds("aws", "all").unwrap().len(), KINDS.len());
+        assert_eq!(resolve_kinds("aws", "vpcs").unwrap()[0].name, "vpc");
+        assert!(matches!(
+            resolve_kinds("aws", "vpc"),
+            Err(RequestError::UnknownKind { .. })
+        ));
+        assert!(matches!(
+            resolve_kinds("gcp", "all"),
+            Err(RequestError::UnknownSource(_))
+        ));
+    }
+}
