@@ -31,12 +31,7 @@ fn env(name: &str) -> String {
 }
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    let _ = inventory_telemetry::init(inventory_telemetry::LogFormat::Text, "warn", true);
 }
 
 fn unique(prefix: &str) -> String {

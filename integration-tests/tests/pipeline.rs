@@ -287,6 +287,29 @@ async fn api_returns_exactly_the_fleet_moto_has_with_links() {
         }
     }
 
+    // Events carry the contract's headers, the trace context of their scan included.
+    let subject = format!(
+        "{}.events.aws.instance.{ACCOUNT}.us-east-1.*",
+        env.bus.names().prefix()
+    );
+    let (_, _, headers) = env
+        .bus
+        .last_event(&subject)
+        .await
+        .unwrap()
+        .expect("an instance event");
+    let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(
+        header("Inventory-Event-Type").as_deref(),
+        Some("resource.created")
+    );
+    assert_eq!(header("Inventory-Schema-Version").as_deref(), Some("1"));
+    assert!(header("Nats-Msg-Id").is_some());
+    assert!(
+        header("traceparent").is_some_and(|t| t.starts_with("00-")),
+        "{headers:?}"
+    );
+
     // A single resource carries its raw payload as the API returned it.
     let (_, one) = api.get("/api/v1/aws/instances?limit=1").await;
     let id = one["items"][0]["instance_id"].as_str().unwrap().to_owned();

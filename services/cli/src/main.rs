@@ -13,6 +13,7 @@ use inventory_collector::{AwsSource, Collector, CollectorSettings};
 use inventory_model::CollectRequest;
 use inventory_projector::{Projector, ProjectorSettings};
 use inventory_store::Store;
+use inventory_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 use config::Config;
@@ -58,15 +59,12 @@ enum Command {
     },
 }
 
-fn init_tracing(config: &Config) {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if config.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+fn init_tracing(config: &Config) -> anyhow::Result<()> {
+    let format = match config.log.format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    };
+    inventory_telemetry::init(format, "info", false).context("failed to set up logging")
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
@@ -127,7 +125,7 @@ fn shutdown_on_ctrl_c() -> CancellationToken {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
-    init_tracing(&config);
+    init_tracing(&config)?;
     match cli.command {
         Command::Migrate => {
             let store = connect_store(&config)?;

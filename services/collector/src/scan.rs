@@ -8,6 +8,7 @@ use chrono::Utc;
 use inventory_bus::{Bus, StateEntry};
 use inventory_model::{Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::CollectError;
 use crate::aws::AwsSource;
@@ -75,7 +76,17 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
         region: scope.region.clone(),
         ..Default::default()
     };
-    let result = scan(ctx, kind, &scope, &scan_id, &mut report).await;
+    let span = tracing::info_span!(
+        "scan",
+        scan_id,
+        kind = kind.name,
+        account_id = scope.account_id,
+        region = scope.region.as_deref().unwrap_or(""),
+        request_id = &*ctx.request_id,
+    );
+    let result = scan(ctx, kind, &scope, &scan_id, &mut report)
+        .instrument(span)
+        .await;
     if let Err(e) = result {
         let mut failed = envelope(
             kind,
@@ -117,6 +128,8 @@ async fn scan(
     report: &mut ScanReport,
 ) -> Result<(), CollectError> {
     let bus = &ctx.bus;
+    let trace = inventory_telemetry::current_traceparent();
+    let trace = trace.as_deref();
     let mut diff = ScopeDiff::new(bus.load_state(kind.source, kind.name, scope).await?);
     let started = envelope(
         kind,
@@ -125,7 +138,7 @@ async fn scan(
         &ctx.request_id,
         EventType::ScanStarted,
     );
-    bus.publish_events(&[started], None).await?;
+    bus.publish_events(&[started], trace).await?;
 
     let mut token = None;
     loop {
@@ -170,7 +183,7 @@ async fn scan(
             entries.push(StateEntry { id, hash });
         }
         if !events.is_empty() {
-            bus.publish_events(&events, None).await?;
+            bus.publish_events(&events, trace).await?;
             bus.put_state(kind.source, kind.name, scope, &entries)
                 .await?;
         }
@@ -200,7 +213,7 @@ async fn scan(
                 env
             })
             .collect();
-        bus.publish_events(&events, None).await?;
+        bus.publish_events(&events, trace).await?;
         let ids: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
         bus.delete_state(kind.source, kind.name, scope, &ids)
             .await?;
@@ -214,6 +227,6 @@ async fn scan(
         EventType::ScanCompleted,
     );
     completed.resources_seen = Some(report.seen);
-    bus.publish_events(&[completed], None).await?;
+    bus.publish_events(&[completed], trace).await?;
     Ok(())
 }

@@ -181,6 +181,42 @@ impl Bus {
         Ok(counts.into_iter().map(|(_, n)| n as u64).sum())
     }
 
+    /// The last message on `subject` in the event stream: sequence, payload, headers.
+    pub async fn last_event(
+        &self,
+        subject: &str,
+    ) -> Result<Option<(u64, Bytes, Vec<(String, String)>)>, BusError> {
+        let name = self.names.events_stream();
+        let err = |reason: String| BusError::Consume {
+            name: name.clone(),
+            reason,
+        };
+        let stream = self
+            .js
+            .get_stream(&name)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        match stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => {
+                let headers = m
+                    .headers
+                    .iter()
+                    .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
+                    .collect();
+                Ok(Some((m.sequence, m.payload, headers)))
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(err(e.to_string())),
+        }
+    }
+
     /// Last sequence in the event stream (0 when empty).
     pub async fn last_event_seq(&self) -> Result<u64, BusError> {
         let name = self.names.events_stream();
