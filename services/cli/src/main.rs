@@ -193,11 +193,24 @@ async fn main() -> anyhow::Result<()> {
                 },
                 config.api.workers,
             )?;
-            let projector =
+            let mut projector =
                 tokio::spawn(projector(&config, bus.clone(), store).run(shutdown.clone()));
-            let collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
-            shutdown.cancelled().await;
+            let mut collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
+            // Run until Ctrl-C, or until a service stops on its own (an error).
+            let failed = tokio::select! {
+                _ = shutdown.cancelled() => None,
+                r = &mut projector => Some(("projector", r)),
+                r = &mut collector => Some(("collector", r)),
+            };
+            shutdown.cancel();
             server.stop().await;
+            if let Some((name, result)) = failed {
+                return Err(match result {
+                    Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),
+                    Ok(Err(e)) => e.context(format!("{name} failed")),
+                    Err(e) => anyhow::anyhow!("{name} panicked: {e}"),
+                });
+            }
             for (name, task) in [("projector", projector), ("collector", collector)] {
                 match task.await {
                     Ok(Err(e)) => tracing::error!(service = name, error = %e, "service failed"),
