@@ -28,6 +28,9 @@ export INVENTORY_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
 export INVENTORY_TEST_DATABASE_URL="postgres://inventory@127.0.0.1:$pg_port/postgres"
 export INVENTORY_TEST_MOTO_SERVER="$MOTO_SERVER"
 
+# the CLI test runs the real binary
+cargo build --bin inventory
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

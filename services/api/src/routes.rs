@@ -161,9 +161,11 @@ async fn lookup(
     params: &[(String, String)],
 ) -> Result<Value, ApiError> {
     let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    // `region` narrows regional kinds only (a region itself has no region).
+    let region = param("region").filter(|_| kind.regional);
     match state
         .store
-        .get(kind, id, param("account_id"), param("region"))
+        .get(kind, id, param("account_id"), region)
         .await?
     {
         Found::None => Err(ApiError::NotFound(format!("{} {id} not found", kind.name))),

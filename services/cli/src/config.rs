@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub nats: NatsConfig,
@@ -126,20 +126,6 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: "text".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            nats: NatsConfig::default(),
-            database: DatabaseConfig::default(),
-            api: ApiConfig::default(),
-            collector: CollectorConfig::default(),
-            projector: ProjectorConfig::default(),
-            aws: AwsConfig::default(),
-            log: LogConfig::default(),
         }
     }
 }

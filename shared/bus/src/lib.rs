@@ -159,25 +159,25 @@ impl Bus {
         Ok(ack.sequence)
     }
 
-    /// Number of messages currently in the event stream on subjects matching `filter`.
-    pub async fn count_events(&self, filter: &str) -> Result<u64, BusError> {
+    async fn events_stream(&self) -> Result<jetstream::stream::Stream, BusError> {
         let name = self.names.events_stream();
-        let consume = |reason: String| BusError::Consume {
-            name: name.clone(),
-            reason,
-        };
-        let stream = self
-            .js
+        self.js
             .get_stream(&name)
             .await
-            .map_err(|e| consume(e.to_string()))?;
+            .map_err(|e| consume_error(&name, e))
+    }
+
+    /// Number of messages currently in the event stream on subjects matching `filter`.
+    pub async fn count_events(&self, filter: &str) -> Result<u64, BusError> {
+        let stream = self.events_stream().await?;
+        let err = |e: &dyn std::fmt::Display| consume_error(&stream.cached_info().config.name, e);
         let counts: Vec<(String, usize)> = stream
             .info_with_subjects(filter)
             .await
-            .map_err(|e| consume(e.to_string()))?
+            .map_err(|e| err(&e))?
             .try_collect()
             .await
-            .map_err(|e| consume(e.to_string()))?;
+            .map_err(|e| err(&e))?;
         Ok(counts.into_iter().map(|(_, n)| n as u64).sum())
     }
 
@@ -186,25 +186,13 @@ impl Bus {
         &self,
         subject: &str,
     ) -> Result<Option<(u64, Bytes, Vec<(String, String)>)>, BusError> {
-        let name = self.names.events_stream();
-        let err = |reason: String| BusError::Consume {
-            name: name.clone(),
-            reason,
-        };
-        let stream = self
-            .js
-            .get_stream(&name)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let stream = self.events_stream().await?;
         match stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => {
-                let headers = m
-                    .headers
-                    .iter()
-                    .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
-                    .collect();
-                Ok(Some((m.sequence, m.payload, headers)))
-            }
+            Ok(m) => Ok(Some((
+                m.sequence,
+                m.payload,
+                header_pairs(Some(&m.headers)),
+            ))),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -213,25 +201,17 @@ impl Bus {
             {
                 Ok(None)
             }
-            Err(e) => Err(err(e.to_string())),
+            Err(e) => Err(consume_error(&stream.cached_info().config.name, e)),
         }
     }
 
     /// Last sequence in the event stream (0 when empty).
     pub async fn last_event_seq(&self) -> Result<u64, BusError> {
-        let name = self.names.events_stream();
-        let mut stream = self
-            .js
-            .get_stream(&name)
+        let mut stream = self.events_stream().await?;
+        let info = stream
+            .info()
             .await
-            .map_err(|e| BusError::Consume {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
-        let info = stream.info().await.map_err(|e| BusError::Consume {
-            name: name.clone(),
-            reason: e.to_string(),
-        })?;
+            .map_err(|e| consume_error(&self.names.events_stream(), e))?;
         Ok(info.state.last_sequence)
     }
 
@@ -331,6 +311,23 @@ impl Bus {
     }
 }
 
+fn consume_error(name: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::Consume {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn header_pairs(headers: Option<&HeaderMap>) -> Vec<(String, String)> {
+    headers
+        .map(|h| {
+            h.iter()
+                .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn publish_error(subject: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Publish {
         subject: subject.to_owned(),
@@ -349,8 +346,6 @@ pub struct Delivery {
     pub seq: u64,
     pub subject: String,
     pub payload: Bytes,
-    /// How many times the server has delivered it (1 on first delivery).
-    pub delivered: i64,
     message: jetstream::Message,
 }
 
@@ -372,13 +367,14 @@ impl EventConsumer {
         let mut out = Vec::with_capacity(max);
         while let Some(msg) = batch.next().await {
             let message = msg.map_err(|e| err(e.to_string()))?;
-            let info = message.info().map_err(|e| err(e.to_string()))?;
-            let (seq, delivered) = (info.stream_sequence, info.delivered);
+            let seq = message
+                .info()
+                .map_err(|e| err(e.to_string()))?
+                .stream_sequence;
             out.push(Delivery {
                 seq,
                 subject: message.subject.to_string(),
                 payload: message.payload.clone(),
-                delivered,
                 message,
             });
         }
@@ -406,26 +402,9 @@ impl Delivery {
             })
     }
 
-    /// Header value, if present.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(name))
-            .map(|v| v.to_string())
-    }
-
     /// All headers as (name, value) pairs, for dead-letter records.
     pub fn headers(&self) -> Vec<(String, String)> {
-        self.message
-            .headers
-            .as_ref()
-            .map(|h| {
-                h.iter()
-                    .flat_map(|(k, vs)| vs.iter().map(move |v| (k.to_string(), v.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default()
+        header_pairs(self.message.headers.as_ref())
     }
 }
 
