@@ -501,36 +501,78 @@ fn instance(i: usize, state: &str) -> Value {
     })
 }
 
-/// A synthetic history: creations, updates and deletions over two scans and regions.
+/// A synthetic history over two regions: VPCs, subnets and instances created in
+/// one scan; then a second scan that updates every third instance, deletes every
+/// tenth and one subnet (whose links must go), each scan closed by its marker.
 async fn publish_history(env: &TestEnv, n: usize) {
-    for (scan, region) in [("scan-a", "us-east-1"), ("scan-b", "eu-west-1")] {
+    for region in ["us-east-1", "eu-west-1"] {
         let r = Some(region);
+        let (first, second) = (format!("scan-1-{region}"), format!("scan-2-{region}"));
         let mut events = vec![envelope(
             EventType::ScanStarted,
             "instance",
             r,
-            scan,
+            &first,
             None,
             None,
         )];
+        for v in 0..7 {
+            let id = format!("vpc-{v}");
+            events.push(envelope(
+                EventType::ResourceCreated,
+                "vpc",
+                r,
+                &first,
+                Some(&id),
+                Some(json!({"vpcId": id})),
+            ));
+        }
+        for sn in 0..13 {
+            let id = format!("subnet-{sn}");
+            let payload = json!({"subnetId": id, "vpcId": format!("vpc-{}", sn % 7)});
+            events.push(envelope(
+                EventType::ResourceCreated,
+                "subnet",
+                r,
+                &first,
+                Some(&id),
+                Some(payload),
+            ));
+        }
         for i in 0..n {
             let id = format!("i-{i:05}");
             events.push(envelope(
                 EventType::ResourceCreated,
                 "instance",
                 r,
-                scan,
+                &first,
                 Some(&id),
                 Some(instance(i, "running")),
             ));
         }
+        events.push(envelope(
+            EventType::ScanCompleted,
+            "instance",
+            r,
+            &first,
+            None,
+            None,
+        ));
+        events.push(envelope(
+            EventType::ScanStarted,
+            "instance",
+            r,
+            &second,
+            None,
+            None,
+        ));
         for i in (0..n).step_by(3) {
             let id = format!("i-{i:05}");
             events.push(envelope(
                 EventType::ResourceUpdated,
                 "instance",
                 r,
-                &format!("{scan}-2"),
+                &second,
                 Some(&id),
                 Some(instance(i, "stopped")),
             ));
@@ -541,16 +583,24 @@ async fn publish_history(env: &TestEnv, n: usize) {
                 EventType::ResourceDeleted,
                 "instance",
                 r,
-                &format!("{scan}-3"),
+                &second,
                 Some(&id),
                 None,
             ));
         }
         events.push(envelope(
+            EventType::ResourceDeleted,
+            "subnet",
+            r,
+            &second,
+            Some("subnet-12"),
+            None,
+        ));
+        events.push(envelope(
             EventType::ScanCompleted,
             "instance",
             r,
-            scan,
+            &second,
             None,
             None,
         ));

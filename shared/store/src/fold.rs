@@ -2,6 +2,8 @@
 //! the projection's checkpoint. The caller acks the batch only after this returns.
 
 use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+
 use inventory_model::{Cell, ColumnType, KindDef, Projected, Scope};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
@@ -84,26 +86,54 @@ pub struct BatchOutcome {
     pub checkpoint: u64,
 }
 
-fn cell_param(cell: &Cell, ty: ColumnType) -> Param {
-    match (cell, ty) {
-        (Cell::Text(s), _) => Box::new(s.clone()),
-        (Cell::Integer(i), _) => Box::new(*i),
-        (Cell::Boolean(b), _) => Box::new(*b),
-        (Cell::Timestamp(t), _) => Box::new(*t),
-        (Cell::Null, ColumnType::Text) => Box::new(None::<String>),
-        (Cell::Null, ColumnType::Integer) => Box::new(None::<i64>),
-        (Cell::Null, ColumnType::Boolean) => Box::new(None::<bool>),
-        (Cell::Null, ColumnType::Timestamp) => Box::new(None::<DateTime<Utc>>),
-    }
+/// One typed array parameter per data column.
+enum ColumnArray {
+    Text(Vec<Option<String>>),
+    Integer(Vec<Option<i64>>),
+    Boolean(Vec<Option<bool>>),
+    Timestamp(Vec<Option<DateTime<Utc>>>),
 }
 
-fn key_params(kind: &KindDef, scope: &Scope, id: &str) -> Vec<Param> {
-    let mut p: Vec<Param> = vec![Box::new(scope.account_id.clone())];
-    if kind.regional {
-        p.push(Box::new(scope.region.clone().unwrap_or_default()));
+impl ColumnArray {
+    fn new(ty: ColumnType, n: usize) -> ColumnArray {
+        match ty {
+            ColumnType::Text => ColumnArray::Text(Vec::with_capacity(n)),
+            ColumnType::Integer => ColumnArray::Integer(Vec::with_capacity(n)),
+            ColumnType::Boolean => ColumnArray::Boolean(Vec::with_capacity(n)),
+            ColumnType::Timestamp => ColumnArray::Timestamp(Vec::with_capacity(n)),
+        }
     }
-    p.push(Box::new(id.to_owned()));
-    p
+
+    /// Append a cell; one that does not fit the column's type is NULL.
+    fn push(&mut self, cell: &Cell) {
+        match self {
+            ColumnArray::Text(v) => v.push(match cell {
+                Cell::Text(s) => Some(s.clone()),
+                _ => None,
+            }),
+            ColumnArray::Integer(v) => v.push(match cell {
+                Cell::Integer(i) => Some(*i),
+                _ => None,
+            }),
+            ColumnArray::Boolean(v) => v.push(match cell {
+                Cell::Boolean(b) => Some(*b),
+                _ => None,
+            }),
+            ColumnArray::Timestamp(v) => v.push(match cell {
+                Cell::Timestamp(t) => Some(*t),
+                _ => None,
+            }),
+        }
+    }
+
+    fn into_param(self) -> Param {
+        match self {
+            ColumnArray::Text(v) => Box::new(v),
+            ColumnArray::Integer(v) => Box::new(v),
+            ColumnArray::Boolean(v) => Box::new(v),
+            ColumnArray::Timestamp(v) => Box::new(v),
+        }
+    }
 }
 
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -113,10 +143,86 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+type Key = (String, String, String);
+
+fn key_of(c: &ResourceChange) -> Key {
+    (
+        c.scope.account_id.clone(),
+        c.scope.region.clone().unwrap_or_default(),
+        c.key.clone(),
+    )
+}
+
+/// Key arrays (account, [region,] id) of a kind, for `changes`.
+fn key_params<'a>(
+    kind: &KindDef,
+    changes: impl Iterator<Item = &'a ResourceChange> + Clone,
+) -> Vec<Param> {
+    let mut p: Vec<Param> = vec![Box::new(
+        changes
+            .clone()
+            .map(|c| c.scope.account_id.clone())
+            .collect::<Vec<_>>(),
+    )];
+    if kind.regional {
+        p.push(Box::new(
+            changes
+                .clone()
+                .map(|c| c.scope.region.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        ));
+    }
+    p.push(Box::new(changes.map(|c| c.key.clone()).collect::<Vec<_>>()));
+    p
+}
+
+fn returned_keys(kind: &KindDef, rows: &[tokio_postgres::Row]) -> HashSet<Key> {
+    rows.iter()
+        .map(|r| {
+            let account: String = r.get(0);
+            if kind.regional {
+                (account, r.get(1), r.get(2))
+            } else {
+                (account, String::new(), r.get(1))
+            }
+        })
+        .collect()
+}
+
+/// The resource events of one kind in a batch, reduced per resource to what
+/// sequential folding would leave: the latest state (if any) and a deletion that
+/// came after it (if any).
+struct KindBatch<'a> {
+    kind: &'static KindDef,
+    index: HashMap<Key, usize>,
+    /// Per resource: latest upsert, and a later deletion.
+    entries: Vec<(
+        Option<(u64, &'a ResourceChange)>,
+        Option<(u64, &'a ResourceChange)>,
+    )>,
+}
+
+impl<'a> KindBatch<'a> {
+    fn add(&mut self, seq: u64, change: &'a ResourceChange) {
+        let next = self.entries.len();
+        let i = *self.index.entry(key_of(change)).or_insert(next);
+        if i == next {
+            self.entries.push((None, None));
+        }
+        let entry = &mut self.entries[i];
+        if change.state.is_some() {
+            *entry = (Some((seq, change)), None);
+        } else {
+            entry.1 = Some((seq, change));
+        }
+    }
+}
+
 impl Store {
     /// Apply a batch in one transaction and advance `projection`'s checkpoint to
     /// the batch's highest sequence. Items at or below the checkpoint are skipped,
-    /// so a redelivered batch changes nothing.
+    /// so a redelivered batch changes nothing. The result does not depend on how
+    /// the stream is cut into batches.
     pub async fn apply_batch(
         &self,
         projection: &str,
@@ -137,20 +243,47 @@ impl Store {
             )
             .await?
             .get(0);
+        let pending: Vec<&BatchItem> = items.iter().filter(|i| i.seq() > last as u64).collect();
         let mut out = BatchOutcome {
-            checkpoint: last as u64,
+            checkpoint: pending
+                .iter()
+                .map(|i| i.seq())
+                .max()
+                .unwrap_or(0)
+                .max(last as u64),
             ..Default::default()
         };
-        for item in items {
-            let seq = item.seq();
-            if seq <= last as u64 {
-                out.unchanged += 1;
-                continue;
+
+        // Resources, set-based per kind.
+        let mut batches: Vec<KindBatch> = Vec::new();
+        for item in &pending {
+            if let BatchItem::Resource { seq, change } = item {
+                let i = match batches
+                    .iter()
+                    .position(|b| b.kind.table == change.kind.table)
+                {
+                    Some(i) => i,
+                    None => {
+                        batches.push(KindBatch {
+                            kind: change.kind,
+                            index: HashMap::new(),
+                            entries: Vec::new(),
+                        });
+                        batches.len() - 1
+                    }
+                };
+                batches[i].add(*seq, change);
             }
-            out.checkpoint = out.checkpoint.max(seq);
-            let seq_i = seq as i64;
-            let changed = match item {
-                BatchItem::Resource { change, .. } => self.apply_change(&tx, change, seq_i).await?,
+        }
+        for batch in &batches {
+            out.applied += self.write_kind(&tx, batch).await?;
+        }
+
+        // Scans and dead letters, in stream order.
+        for item in &pending {
+            let seq_i = item.seq() as i64;
+            match item {
+                BatchItem::Resource { .. } => {}
                 BatchItem::ScanStarted {
                     scan_id,
                     kind,
@@ -159,14 +292,13 @@ impl Store {
                     at,
                     ..
                 } => {
-                    tx.execute(
+                    out.applied += tx.execute(
                         "INSERT INTO scan (scan_id, source, kind, account_id, region, request_id, state, started_at, seq) \
                          VALUES ($1, $2, $3, $4, $5, $6, 'running', $7, $8) ON CONFLICT (scan_id) DO NOTHING",
                         &[scan_id, &kind.source, &kind.name, &scope.account_id,
                           &scope.region.clone().unwrap_or_default(), request_id, at, &seq_i],
                     )
-                    .await?
-                        > 0
+                    .await? as usize;
                 }
                 BatchItem::ScanFinished {
                     scan_id,
@@ -180,7 +312,7 @@ impl Store {
                         Ok(n) => ("completed", Some(*n as i64), None),
                         Err(e) => ("failed", None, Some(e.clone())),
                     };
-                    let n = tx
+                    out.applied += tx
                         .execute(
                             "INSERT INTO scan (scan_id, source, kind, account_id, region, state, finished_at, resources_seen, error, seq) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -190,18 +322,16 @@ impl Store {
                             &[scan_id, &kind.source, &kind.name, &scope.account_id,
                               &scope.region.clone().unwrap_or_default(), &state, at, &seen, &error, &seq_i],
                         )
-                        .await?;
+                        .await? as usize;
                     if result.is_ok() {
-                        let sql = &self.kind_sql(kind).touch_scope;
                         let mut p: Vec<Param> = vec![Box::new(scope.account_id.clone())];
                         if kind.regional {
                             p.push(Box::new(scope.region.clone().unwrap_or_default()));
                         }
                         p.push(Box::new(*at));
-                        let stmt = tx.prepare_cached(sql).await?;
+                        let stmt = tx.prepare_cached(&self.kind_sql(kind).touch_scope).await?;
                         tx.execute(&stmt, &refs(&p)).await?;
                     }
-                    n > 0
                 }
                 BatchItem::Dead { letter, .. } => {
                     let headers: serde_json::Map<String, Value> = letter
@@ -217,15 +347,11 @@ impl Store {
                     )
                     .await?;
                     out.dead_lettered += 1;
-                    continue;
                 }
-            };
-            if changed {
-                out.applied += 1;
-            } else {
-                out.unchanged += 1;
             }
         }
+        out.applied = out.applied.min(pending.len() - out.dead_lettered);
+        out.unchanged = items.len() - out.applied - out.dead_lettered;
         tx.execute(
             "UPDATE projection_checkpoint SET last_seq = $2, updated_at = now() WHERE projection = $1",
             &[&projection, &(out.checkpoint as i64)],
@@ -235,56 +361,166 @@ impl Store {
         Ok(out)
     }
 
-    async fn apply_change(
+    /// Write one kind's reduced batch: upserts with their links, then deletions
+    /// with the links they end. Returns how many rows changed.
+    async fn write_kind(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
-        c: &ResourceChange,
-        seq: i64,
-    ) -> Result<bool, StoreError> {
-        let sql = self.kind_sql(c.kind);
-        let region = c.scope.region.clone().unwrap_or_default();
-        let mut params = key_params(c.kind, &c.scope, &c.key);
-        let Some((projected, raw, hash)) = &c.state else {
-            params.push(Box::new(c.observed_at));
-            params.push(Box::new(c.scan_id.clone()));
-            params.push(Box::new(seq));
+        batch: &KindBatch<'_>,
+    ) -> Result<usize, StoreError> {
+        let kind = batch.kind;
+        let sql = self.kind_sql(kind);
+        let mut changed = 0;
+
+        let ups: Vec<(u64, &ResourceChange)> = batch.entries.iter().filter_map(|e| e.0).collect();
+        if !ups.is_empty() {
+            let changes = ups.iter().map(|(_, c)| *c);
+            let mut params = key_params(kind, changes.clone());
+            let mut columns: Vec<ColumnArray> = kind
+                .columns
+                .iter()
+                .map(|c| ColumnArray::new(c.ty, ups.len()))
+                .collect();
+            let (mut tags, mut raw, mut hash) = (Vec::new(), Vec::new(), Vec::new());
+            for c in changes.clone() {
+                let (projected, payload, content_hash) =
+                    c.state.as_ref().expect("upserts carry state");
+                for (array, cell) in columns.iter_mut().zip(&projected.cells) {
+                    array.push(cell);
+                }
+                tags.push(Value::Object(projected.tags.clone()));
+                raw.push(payload.clone());
+                hash.push(content_hash.clone());
+            }
+            params.extend(columns.into_iter().map(ColumnArray::into_param));
+            params.push(Box::new(tags));
+            params.push(Box::new(raw));
+            params.push(Box::new(hash));
+            params.push(Box::new(
+                changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                changes
+                    .clone()
+                    .map(|c| c.scan_id.clone())
+                    .collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                ups.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+            ));
+            let stmt = tx.prepare_cached(&sql.upsert).await?;
+            let rows = tx.query(&stmt, &refs(&params)).await?;
+            changed += rows.len();
+            let applied = returned_keys(kind, &rows);
+            let applied: Vec<&(u64, &ResourceChange)> = ups
+                .iter()
+                .filter(|(_, c)| applied.contains(&key_of(c)))
+                .collect();
+            for (i, link) in sql.owned_links.iter().enumerate() {
+                let clear: Vec<Param> = vec![
+                    Box::new(
+                        applied
+                            .iter()
+                            .map(|(_, c)| c.scope.account_id.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Box::new(
+                        applied
+                            .iter()
+                            .map(|(_, c)| c.scope.region.clone().unwrap_or_default())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Box::new(
+                        applied
+                            .iter()
+                            .map(|(_, c)| c.key.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                ];
+                let stmt = tx.prepare_cached(&link.clear).await?;
+                tx.execute(&stmt, &refs(&clear)).await?;
+                let with_other: Vec<(&(u64, &ResourceChange), &String)> = applied
+                    .iter()
+                    .filter_map(|u| {
+                        let (projected, _, _) = u.1.state.as_ref()?;
+                        projected.links[i].as_ref().map(|o| (*u, o))
+                    })
+                    .collect();
+                if with_other.is_empty() {
+                    continue;
+                }
+                let insert: Vec<Param> = vec![
+                    Box::new(
+                        with_other
+                            .iter()
+                            .map(|((_, c), _)| c.scope.account_id.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Box::new(
+                        with_other
+                            .iter()
+                            .map(|((_, c), _)| c.scope.region.clone().unwrap_or_default())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Box::new(
+                        with_other
+                            .iter()
+                            .map(|((_, c), _)| c.key.clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Box::new(
+                        with_other
+                            .iter()
+                            .map(|(_, o)| (*o).clone())
+                            .collect::<Vec<_>>(),
+                    ),
+                    Box::new(
+                        with_other
+                            .iter()
+                            .map(|((s, _), _)| *s as i64)
+                            .collect::<Vec<_>>(),
+                    ),
+                ];
+                let stmt = tx.prepare_cached(&link.insert).await?;
+                tx.execute(&stmt, &refs(&insert)).await?;
+            }
+        }
+
+        let dels: Vec<(u64, &ResourceChange)> = batch.entries.iter().filter_map(|e| e.1).collect();
+        if !dels.is_empty() {
+            let changes = dels.iter().map(|(_, c)| *c);
+            let mut params = key_params(kind, changes.clone());
+            params.push(Box::new(
+                changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                changes
+                    .clone()
+                    .map(|c| c.scan_id.clone())
+                    .collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                dels.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+            ));
             let stmt = tx.prepare_cached(&sql.delete).await?;
-            if tx.query_opt(&stmt, &refs(&params)).await?.is_none() {
-                return Ok(false);
-            }
-            let unlink = key_params(c.kind, &c.scope, &c.key);
-            for q in &sql.unlink_all {
-                let stmt = tx.prepare_cached(q).await?;
-                tx.execute(&stmt, &refs(&unlink)).await?;
-            }
-            return Ok(true);
-        };
-        for (cell, col) in projected.cells.iter().zip(c.kind.columns) {
-            params.push(cell_param(cell, col.ty));
-        }
-        params.push(Box::new(Value::Object(projected.tags.clone())));
-        params.push(Box::new(raw.clone()));
-        params.push(Box::new(hash.clone()));
-        params.push(Box::new(c.observed_at));
-        params.push(Box::new(c.scan_id.clone()));
-        params.push(Box::new(seq));
-        let stmt = tx.prepare_cached(&sql.upsert).await?;
-        if tx.query_opt(&stmt, &refs(&params)).await?.is_none() {
-            return Ok(false);
-        }
-        for (link, other) in sql.owned_links.iter().zip(&projected.links) {
-            let clear = tx.prepare_cached(&link.clear).await?;
-            tx.execute(&clear, &[&c.scope.account_id, &region, &c.key])
-                .await?;
-            if let Some(other) = other {
-                let insert = tx.prepare_cached(&link.insert).await?;
-                tx.execute(
-                    &insert,
-                    &[&c.scope.account_id, &region, &c.key, other, &seq],
-                )
-                .await?;
+            let rows = tx.query(&stmt, &refs(&params)).await?;
+            changed += rows.len();
+            let applied = returned_keys(kind, &rows);
+            let gone: Vec<&(u64, &ResourceChange)> = dels
+                .iter()
+                .filter(|(_, c)| applied.contains(&key_of(c)))
+                .collect();
+            if !gone.is_empty() {
+                let mut params = key_params(kind, gone.iter().map(|(_, c)| *c));
+                params.push(Box::new(
+                    gone.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+                ));
+                for q in &sql.unlink {
+                    let stmt = tx.prepare_cached(q).await?;
+                    tx.execute(&stmt, &refs(&params)).await?;
+                }
             }
         }
-        Ok(true)
+        Ok(changed)
     }
 }

@@ -1,26 +1,32 @@
 //! SQL generated once per kind from its catalogue definition.
+//!
+//! Every statement is set-based: one statement per kind and batch, fed with one
+//! array parameter per column (`unnest`), so a batch of events costs a handful of
+//! round trips whatever its size.
 
-use inventory_model::{KINDS, KindDef, Side};
+use inventory_model::{KINDS, KindDef};
 
 /// Statements of one kind. Parameter order is documented on each field.
 pub(crate) struct KindSql {
-    /// `account_id, [region,] id, columns…, tags, raw, content_hash, observed_at, scan_id, seq`;
-    /// returns a row only if it applied (the event is newer than the row).
+    /// Arrays: key columns…, data columns…, tags, raw, content_hash, observed_at,
+    /// scan_id, seq. Returns the key of every row it changed (the event was newer).
     pub upsert: String,
-    /// `account_id, [region,] id, observed_at, scan_id, seq`; returns a row if it applied.
+    /// Arrays: key columns…, observed_at, scan_id, seq. Returns the keys it changed.
     pub delete: String,
-    /// `account_id, [region,] completed_at`: a completed scan saw every live row of its scope.
+    /// `account_id, [region,] completed_at`: a completed scan saw every row of its
+    /// scope that was live when it completed.
     pub touch_scope: String,
     /// Links this kind declares, in `KindDef::links` order.
     pub owned_links: Vec<OwnedLinkSql>,
-    /// `account_id, [region,] id`: remove every link that has this resource on either side.
-    pub unlink_all: Vec<String>,
+    /// Arrays: key columns…, seq. Remove the links that have these resources on
+    /// either side and are older than their deletion.
+    pub unlink: Vec<String>,
 }
 
 pub(crate) struct OwnedLinkSql {
-    /// `account_id, region, owner_id`
+    /// Arrays: account_id, region, owner_id.
     pub clear: String,
-    /// `account_id, region, owner_id, other_id, seq`
+    /// Arrays: account_id, region, owner_id, other_id, seq.
     pub insert: String,
 }
 
@@ -34,18 +40,20 @@ pub(crate) fn key_columns(kind: &KindDef) -> Vec<&'static str> {
     cols
 }
 
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn key_predicate(kind: &KindDef) -> String {
-    key_columns(kind)
+/// `unnest($1::text[], $2::bigint[], …) AS u(a, b, …)` over `cols` (name, sql type).
+fn unnest(cols: &[(&str, &str)]) -> String {
+    let params: Vec<String> = cols
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .map(|(i, (_, ty))| format!("${}::{ty}[]", i + 1))
+        .collect();
+    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+    format!("unnest({}) AS u({})", params.join(", "), names.join(", "))
+}
+
+fn join_on(table_alias: &str, cols: &[&str]) -> String {
+    cols.iter()
+        .map(|c| format!("{table_alias}.{c} = u.{c}"))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -54,101 +62,118 @@ impl KindSql {
     pub(crate) fn new(kind: &KindDef) -> KindSql {
         let table = kind.table;
         let keys = key_columns(kind);
-        let nk = keys.len();
-        let data: Vec<&str> = kind.columns.iter().map(|c| c.name).collect();
-        let mut insert_cols: Vec<&str> = keys.clone();
-        insert_cols.extend(&data);
-        insert_cols.extend(["tags", "raw", "content_hash"]);
-        let n_params = insert_cols.len() + 3; // + observed_at, scan_id, seq
-        let obs = insert_cols.len() + 1;
-        let updates: Vec<String> = data
+        let mut cols: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "text")).collect();
+        cols.extend(kind.columns.iter().map(|c| (c.name, c.ty.sql())));
+        cols.extend([
+            ("tags", "jsonb"),
+            ("raw", "jsonb"),
+            ("content_hash", "text"),
+            ("observed_at", "timestamptz"),
+            ("scan_id", "text"),
+            ("seq", "bigint"),
+        ]);
+        let data: Vec<&str> = cols[..cols.len() - 3].iter().map(|(n, _)| *n).collect();
+        let updates: Vec<String> = data[keys.len()..]
             .iter()
             .copied()
-            .chain([
-                "tags",
-                "raw",
-                "content_hash",
-                "last_seen_at",
-                "scan_id",
-                "seq",
-            ])
+            .chain(["last_seen_at", "scan_id", "seq"])
             .map(|c| format!("{c} = EXCLUDED.{c}"))
             .chain(["deleted_at = NULL".to_owned()])
             .collect();
         let upsert = format!(
-            "INSERT INTO {table} ({cols}, first_seen_at, last_seen_at, scan_id, seq) \
-             VALUES ({vals}, ${obs}, ${obs}, ${scan}, ${seq}) \
+            "INSERT INTO {table} AS t ({data}, first_seen_at, last_seen_at, scan_id, seq) \
+             SELECT {data}, observed_at, observed_at, scan_id, seq FROM {unnest} \
              ON CONFLICT ({keys}) DO UPDATE SET {updates} \
-             WHERE {table}.seq < EXCLUDED.seq RETURNING 1",
-            cols = insert_cols.join(", "),
-            vals = placeholders(1, insert_cols.len()),
-            scan = obs + 1,
-            seq = n_params,
+             WHERE t.seq < EXCLUDED.seq RETURNING {ret}",
+            data = data.join(", "),
+            unnest = unnest(&cols),
             keys = keys.join(", "),
             updates = updates.join(", "),
+            ret = keys
+                .iter()
+                .map(|k| format!("t.{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
+        let mut del_cols: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "text")).collect();
+        del_cols.extend([
+            ("observed_at", "timestamptz"),
+            ("scan_id", "text"),
+            ("seq", "bigint"),
+        ]);
         let delete = format!(
-            "UPDATE {table} SET deleted_at = ${o}, scan_id = ${s}, seq = ${q} \
-             WHERE {pred} AND seq < ${q} RETURNING 1",
-            pred = key_predicate(kind),
-            o = nk + 1,
-            s = nk + 2,
-            q = nk + 3,
+            "UPDATE {table} AS t SET deleted_at = u.observed_at, scan_id = u.scan_id, seq = u.seq \
+             FROM {} WHERE {} AND t.seq < u.seq RETURNING {}",
+            unnest(&del_cols),
+            join_on("t", &keys),
+            keys.iter()
+                .map(|k| format!("t.{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
-        let scope_pred = if kind.regional {
-            "account_id = $1 AND region = $2"
+        let (scope_pred, ts) = if kind.regional {
+            ("account_id = $1 AND region = $2", 3)
         } else {
-            "account_id = $1"
+            ("account_id = $1", 2)
         };
-        let ts = if kind.regional { 3 } else { 2 };
+        // Rows deleted after the scan completed (a later scan in the same batch) were
+        // still live when it completed: folding must not depend on batch boundaries.
         let touch_scope = format!(
             "UPDATE {table} SET last_seen_at = ${ts} \
-             WHERE {scope_pred} AND deleted_at IS NULL AND last_seen_at < ${ts}"
+             WHERE {scope_pred} AND (deleted_at IS NULL OR deleted_at > ${ts}) AND last_seen_at < ${ts}"
         );
         let owned_links = kind
             .links
             .iter()
             .map(|l| {
-                let (a, b) = match l.owner {
-                    Side::A => ("$3", "$4"),
-                    Side::B => ("$4", "$3"),
-                };
+                let owner = l.owner_column();
+                let other = l.other_column();
                 OwnedLinkSql {
                     clear: format!(
-                        "DELETE FROM {} WHERE account_id = $1 AND region = $2 AND {} = $3",
+                        "DELETE FROM {} AS l USING {} WHERE {}",
                         l.table,
-                        l.owner_column()
+                        unnest(&[("account_id", "text"), ("region", "text"), (owner, "text")]),
+                        join_on("l", &["account_id", "region", owner]),
                     ),
                     insert: format!(
-                        "INSERT INTO {} (account_id, region, {}, {}, seq) VALUES ($1, $2, {a}, {b}, $5) \
-                         ON CONFLICT DO NOTHING",
-                        l.table, l.a_column, l.b_column
+                        "INSERT INTO {} (account_id, region, {owner}, {other}, seq) \
+                         SELECT account_id, region, {owner}, {other}, seq FROM {} ON CONFLICT DO NOTHING",
+                        l.table,
+                        unnest(&[
+                            ("account_id", "text"),
+                            ("region", "text"),
+                            (owner, "text"),
+                            (other, "text"),
+                            ("seq", "bigint"),
+                        ]),
                     ),
                 }
             })
             .collect();
-        let unlink_all = KINDS
+        let unlink = KINDS
             .iter()
             .flat_map(|k| k.links.iter())
             .filter_map(|l| {
-                let column = if l.a_kind == kind.name {
-                    l.a_column
-                } else if l.b_kind == kind.name {
-                    l.b_column
-                } else {
-                    return None;
+                let column = match (l.a_kind == kind.name, l.b_kind == kind.name) {
+                    (true, _) => l.a_column,
+                    (_, true) => l.b_column,
+                    _ => return None,
                 };
-                Some(if kind.regional {
-                    format!(
-                        "DELETE FROM {} WHERE account_id = $1 AND region = $2 AND {column} = $3",
-                        l.table
-                    )
-                } else {
-                    format!(
-                        "DELETE FROM {} WHERE account_id = $1 AND {column} = $2",
-                        l.table
-                    )
-                })
+                let mut cols: Vec<(&str, &str)> = vec![("account_id", "text")];
+                let mut on = vec!["account_id"];
+                if kind.regional {
+                    cols.push(("region", "text"));
+                    on.push("region");
+                }
+                cols.push((column, "text"));
+                on.push(column);
+                cols.push(("seq", "bigint"));
+                Some(format!(
+                    "DELETE FROM {} AS l USING {} WHERE {} AND l.seq < u.seq",
+                    l.table,
+                    unnest(&cols),
+                    join_on("l", &on),
+                ))
             })
             .collect();
         KindSql {
@@ -156,7 +181,7 @@ impl KindSql {
             delete,
             touch_scope,
             owned_links,
-            unlink_all,
+            unlink,
         }
     }
 }
@@ -170,14 +195,18 @@ mod tests {
     fn upsert_is_guarded_by_sequence_and_numbers_every_parameter() {
         let vpc = kind_by_name("aws", "vpc").unwrap();
         let s = KindSql::new(vpc);
-        assert!(s.upsert.contains("WHERE aws_vpc.seq < EXCLUDED.seq"));
+        assert!(s.upsert.contains("WHERE t.seq < EXCLUDED.seq"));
         assert!(
             s.upsert
                 .contains("ON CONFLICT (account_id, region, vpc_id)")
         );
-        // 3 key + 7 columns + tags, raw, hash + observed, scan, seq = 16 parameters
-        assert!(s.upsert.contains("$16") && !s.upsert.contains("$17"));
-        assert!(s.delete.contains("seq < $6"));
+        // 3 key + 7 columns + tags, raw, hash + observed, scan, seq = 16 array parameters
+        assert!(s.upsert.contains("$16::bigint[]") && !s.upsert.contains("$17"));
+        assert!(
+            s.upsert.contains("$7::boolean[]"),
+            "is_default keeps its type"
+        );
+        assert!(s.delete.contains("t.seq < u.seq") && s.delete.contains("$6::bigint[]"));
     }
 
     #[test]
@@ -185,18 +214,23 @@ mod tests {
         let instance = kind_by_name("aws", "instance").unwrap();
         let s = KindSql::new(instance);
         assert_eq!(s.owned_links.len(), 2);
-        assert!(s.owned_links[0].insert.contains(
-            "(account_id, region, vpc_id, instance_id, seq) VALUES ($1, $2, $4, $3, $5)"
+        assert!(s.owned_links[0].insert.starts_with(
+            "INSERT INTO l_aws_vpc_to_instance (account_id, region, instance_id, vpc_id, seq)"
         ));
-        assert!(s.owned_links[1].insert.contains(
-            "(account_id, region, instance_id, subnet_id, seq) VALUES ($1, $2, $3, $4, $5)"
+        assert!(s.owned_links[1].insert.starts_with(
+            "INSERT INTO l_aws_instance_to_subnet (account_id, region, instance_id, subnet_id, seq)"
         ));
         let subnet = KindSql::new(kind_by_name("aws", "subnet").unwrap());
-        assert_eq!(subnet.unlink_all.len(), 2, "vpc→subnet and instance→subnet");
+        assert_eq!(subnet.unlink.len(), 2, "vpc→subnet and instance→subnet");
         let region = KindSql::new(kind_by_name("aws", "region").unwrap());
-        assert_eq!(
-            region.unlink_all,
-            ["DELETE FROM l_aws_region_to_vpc WHERE account_id = $1 AND region_name = $2"]
+        assert_eq!(region.unlink.len(), 1);
+        assert!(
+            region.unlink[0]
+                .contains("l.account_id = u.account_id AND l.region_name = u.region_name")
+        );
+        assert!(
+            !region.unlink[0].contains("l.region ="),
+            "regions are account-wide"
         );
     }
 }
