@@ -9,6 +9,11 @@ run:
 test:
 	@bash scripts/test.sh
 
+# Benchmarks (release build, not part of `make test`): writes docs/benchmarks.md.
+# `make bench ARGS=--quick` runs about ten times smaller.
+bench:
+	@bash scripts/bench.sh $(ARGS)
+
 fmt:
 	cargo fmt --all
 

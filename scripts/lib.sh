@@ -16,9 +16,16 @@ log() { printf '\033[1m[inventory]\033[0m %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 ensure_venv() {
-  if [ ! -x "$VENV/bin/python" ]; then
+  if [ ! -x "$VENV/bin/pip" ]; then
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+      [ "$(id -u)" = 0 ] || die "python3 with venv is missing and installing it needs root"
+      log "installing python3-venv (Debian)"
+      DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null || die "could not install python3-venv"
+    fi
     log "creating python venv for tools in $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (apt-get install python3-venv?)"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed"
   fi
 }
 

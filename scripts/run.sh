@@ -22,6 +22,7 @@ if [ -z "${NATS_URL:-}" ]; then
   ensure_nats
   port="${INVENTORY_NATS_PORT:-4222}"; mport="${INVENTORY_NATS_MONITOR_PORT:-8222}"
   port_free "$port" || die "port $port is busy: set NATS_URL to use a running server or INVENTORY_NATS_PORT"
+  port_free "$mport" || die "port $mport is busy: set INVENTORY_NATS_MONITOR_PORT"
   start_nats "$DATA/nats" "$port" "$mport"; PIDS+=("$NATS_PID")
   export NATS_URL="nats://127.0.0.1:$port"
 else

@@ -439,6 +439,13 @@ async fn deletions_need_a_completed_scan_and_survive_a_failed_one() {
         .await;
     assert_eq!(status, 410);
 
+    let (status, _) = api
+        .get(&format!("/api/v1/aws/vpcs/{}/subnets", fleet.spare_vpc))
+        .await;
+    assert_eq!(
+        status, 410,
+        "the nested collection of a deleted resource is gone too"
+    );
     let live = api
         .ids(
             &format!("/api/v1/aws/vpcs/{}/subnets", fleet.vpc),
@@ -604,6 +611,26 @@ async fn publish_history(env: &TestEnv, n: usize) {
             None,
             None,
         ));
+        // subnet-11 goes away and comes back: whether that lands in one batch or
+        // two must not matter
+        let third = format!("scan-3-{region}");
+        events.push(envelope(
+            EventType::ResourceDeleted,
+            "subnet",
+            r,
+            &third,
+            Some("subnet-11"),
+            None,
+        ));
+        let back = json!({"subnetId": "subnet-11", "vpcId": "vpc-4", "tagSet": [{"key": "Name", "value": "back"}]});
+        events.push(envelope(
+            EventType::ResourceCreated,
+            "subnet",
+            r,
+            &format!("{third}-b"),
+            Some("subnet-11"),
+            Some(back),
+        ));
         for chunk in events.chunks(500) {
             env.bus.publish_events(chunk, None).await.unwrap();
         }
@@ -653,11 +680,21 @@ async fn killing_the_projector_mid_stream_leaves_identical_tables() {
     let a = checksums(&env.store).await;
     let b = checksums(&crashed_store).await;
     assert_eq!(a, b);
-    let instances = a.iter().find(|c| c.table == "aws_instance").unwrap();
+    let rows = |t: &str| a.iter().find(|c| c.table == t).unwrap().rows;
     assert_eq!(
-        instances.rows, 3000,
+        rows("aws_instance"),
+        3000,
         "1500 instances in each of two regions, no more, no less"
     );
+    assert_eq!(rows("aws_subnet"), 26);
+    assert_eq!(
+        rows("l_aws_vpc_to_subnet"),
+        24,
+        "deleted subnets left their VPCs, the re-created one is back"
+    );
+    // Every live instance keeps the subnet link it declared (deleted ones lost
+    // theirs); links to the deleted subnet stay, hidden by the queries.
+    assert_eq!(rows("l_aws_instance_to_subnet"), 2 * 1350);
 
     let (client, conn) = tokio_postgres::connect(&env.db_url, tokio_postgres::NoTls)
         .await
@@ -730,6 +767,22 @@ async fn a_malformed_event_is_dead_lettered_and_the_rest_applied() {
         )
         .await
         .unwrap();
+    // Valid by the contract, refused by PostgreSQL (NUL in text): dead-lettered too.
+    let nul = json!({"vpcId": "vpc-nul", "tagSet": [{"key": "Name", "value": "a\u{0}b"}]});
+    env.bus
+        .publish_events(
+            &[envelope(
+                EventType::ResourceCreated,
+                "vpc",
+                r,
+                "s1",
+                Some("vpc-nul"),
+                Some(nul),
+            )],
+            None,
+        )
+        .await
+        .unwrap();
     let subnet = json!({"subnetId": "subnet-after", "vpcId": "vpc-good"});
     env.bus
         .publish_events(
@@ -758,7 +811,14 @@ async fn a_malformed_event_is_dead_lettered_and_the_rest_applied() {
         )
         .await
         .unwrap();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows[2]
+            .get::<_, String>(1)
+            .contains("rejected by the database"),
+        "{}",
+        rows[2].get::<_, String>(1)
+    );
     assert!(rows[0].get::<_, String>(1).contains("not a valid envelope"));
     assert_eq!(rows[0].get::<_, Vec<u8>>(2), garbage);
     assert!(

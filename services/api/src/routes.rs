@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, error::QueryPayloadError, web};
 use inventory_model::{KINDS, KindDef, LinkDef, kind_by_plural};
-use inventory_store::{Filter, Found, ListQuery, Via, filterable};
+use inventory_store::{Filter, Found, ListQuery, Via, filterable, parses_as};
 use serde_json::{Value, json};
 
 use crate::{ApiError, ApiState};
@@ -79,7 +79,37 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// Reject repeated parameters and NUL bytes, which no column can hold.
+fn check_params(params: &[(String, String)]) -> Result<(), ApiError> {
+    for (i, (name, value)) in params.iter().enumerate() {
+        if name.contains('\0') || value.contains('\0') {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "parameters must not contain NUL",
+            ));
+        }
+        if params[..i].iter().any(|(n, _)| n == name) {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                format!("parameter {name} is given more than once"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            "ids must not contain NUL",
+        ));
+    }
+    Ok(())
+}
+
 fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams, ApiError> {
+    check_params(params)?;
     let mut out = ListParams {
         filters: Vec::new(),
         include_deleted: false,
@@ -102,10 +132,21 @@ fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams
                     })?
             }
             "include_deleted" => out.include_deleted = parse_bool(name, value)?,
-            column if filterable(kind).any(|(c, _)| c == column) => out.filters.push(Filter {
-                column: column.to_owned(),
-                value: value.clone(),
-            }),
+            column if filterable(kind).any(|(c, _)| c == column) => {
+                let (_, ty) = filterable(kind)
+                    .find(|(c, _)| *c == column)
+                    .expect("found above");
+                if !parses_as(ty, value) {
+                    return Err(ApiError::bad_request(
+                        "invalid_filter",
+                        format!("{column} takes a {} value", ty.sql()),
+                    ));
+                }
+                out.filters.push(Filter {
+                    column: column.to_owned(),
+                    value: value.clone(),
+                })
+            }
             other => {
                 let known: Vec<_> = filterable(kind).map(|(c, _)| c).collect();
                 return Err(ApiError::bad_request(
@@ -190,6 +231,8 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let (source, plural, id) = path.into_inner();
     let kind = kind(&source, &plural)?;
+    check_id(&id)?;
+    check_params(&params)?;
     let mut include_deleted = false;
     for (name, value) in params.iter() {
         match name.as_str() {
@@ -204,14 +247,22 @@ async fn get(
         }
     }
     let item = lookup(&state, kind, &id, &params).await?;
-    if !include_deleted && !item["deleted_at"].is_null() {
-        return Err(ApiError::Gone {
-            message: format!("{} {id} was deleted", kind.name),
-            deleted_at: item["deleted_at"].clone(),
-            last_state: item,
-        });
+    if !include_deleted {
+        refuse_deleted(kind, &id, &item)?;
     }
     Ok(HttpResponse::Ok().json(item))
+}
+
+/// 410 Gone for a resource that was deleted, with its last state.
+fn refuse_deleted(kind: &KindDef, id: &str, item: &Value) -> Result<(), ApiError> {
+    if item["deleted_at"].is_null() {
+        return Ok(());
+    }
+    Err(ApiError::Gone {
+        message: format!("{} {id} was deleted", kind.name),
+        deleted_at: item["deleted_at"].clone(),
+        last_state: item.clone(),
+    })
 }
 
 /// The link between two kinds, in either direction.
@@ -233,8 +284,11 @@ async fn nested(
     let child = kind(&source, &children)?;
     let link = link_between(parent, child)
         .ok_or_else(|| ApiError::NotFound(format!("{plural} have no linked {children}")))?;
+    check_id(&id)?;
     let p = list_params(child, &params)?;
     let parent_item = lookup(&state, parent, &id, &params).await?;
+    // Links to a deleted resource are history, not inventory.
+    refuse_deleted(parent, &id, &parent_item)?;
     // Narrow the children to the parent's account (ids are unique per account).
     let mut p = p;
     if !p.filters.iter().any(|f| f.column == "account_id")
@@ -284,6 +338,11 @@ mod tests {
         }
         let region = kind_by_name("aws", "region").unwrap();
         assert!(list_params(region, &pairs(&[("vpc_id", "v")])).is_err());
+        assert!(
+            list_params(instance, &pairs(&[("state", "a"), ("state", "b")])).is_err(),
+            "repeated"
+        );
+        assert!(list_params(instance, &pairs(&[("launch_time", "2026-11-01T12:00:00Z")])).is_ok());
     }
 
     #[test]

@@ -198,12 +198,16 @@ async fn main() -> anyhow::Result<()> {
             let mut collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
             // Run until Ctrl-C, or until a service stops on its own (an error).
             let failed = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => None,
                 r = &mut projector => Some(("projector", r)),
                 r = &mut collector => Some(("collector", r)),
             };
             shutdown.cancel();
             server.stop().await;
+            // A service that ends cleanly after Ctrl-C has not failed.
+            let failed =
+                failed.filter(|(_, r)| !(shutdown.is_cancelled() && matches!(r, Ok(Ok(())))));
             if let Some((name, result)) = failed {
                 return Err(match result {
                     Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),

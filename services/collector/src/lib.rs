@@ -16,6 +16,7 @@ pub mod scan;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use inventory_bus::{Bus, BusError, CollectDelivery};
 use inventory_model::{CollectRequest, KindDef, RequestError, Scope, resolve_kinds};
 use serde::Serialize;
@@ -23,6 +24,28 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use aws::AwsSource;
+
+/// One page of a list call: the raw response as JSON, and the next page's token.
+#[derive(Debug)]
+pub struct RawPage {
+    pub body: serde_json::Value,
+    pub next: Option<String>,
+}
+
+/// A provider account as the collector sees it: who it is, where it runs, and one
+/// page of a kind's listing at a time. [`AwsSource`] is the real one; benchmarks
+/// and tests may bring their own.
+pub trait Source: Send + Sync + 'static {
+    fn account_id(&self) -> BoxFuture<'_, Result<String, CollectError>>;
+    fn enabled_regions(&self) -> BoxFuture<'_, Result<Vec<String>, CollectError>>;
+    fn page<'a>(
+        &'a self,
+        kind: &'static KindDef,
+        region: Option<&'a str>,
+        token: Option<String>,
+        page_size: i32,
+    ) -> BoxFuture<'a, Result<RawPage, CollectError>>;
+}
 pub use scan::ScanReport;
 
 /// Why collecting failed. `retryable` provider errors are transient (network,
@@ -39,6 +62,8 @@ pub enum CollectError {
     Credentials(String),
     #[error("unsupported list operation {0}")]
     Unsupported(String),
+    #[error("scan cancelled")]
+    Cancelled,
     #[error("account {requested} is not configured (the credentials belong to {configured})")]
     UnknownAccount {
         requested: String,
@@ -58,6 +83,7 @@ impl CollectError {
             CollectError::Credentials(_) => "credentials_rejected",
             CollectError::Unsupported(_) => "unsupported_kind",
             CollectError::UnknownAccount { .. } => "unknown_account",
+            CollectError::Cancelled => "cancelled",
             CollectError::Request(RequestError::MalformedBody(_)) => "malformed_request",
             CollectError::Request(_) => "unknown_kind",
             CollectError::Bus(_) => "bus_unavailable",
@@ -112,16 +138,21 @@ struct Plan {
 #[derive(Clone)]
 pub struct Collector {
     bus: Bus,
-    aws: Arc<AwsSource>,
+    source: Arc<dyn Source>,
     settings: CollectorSettings,
+    /// Cancelled when the service stops: running scans fail at their next page.
+    cancel: CancellationToken,
+    locks: scan::ScopeLocks,
 }
 
 impl Collector {
-    pub fn new(bus: Bus, aws: AwsSource, settings: CollectorSettings) -> Collector {
+    pub fn new(bus: Bus, source: impl Source, settings: CollectorSettings) -> Collector {
         Collector {
             bus,
-            aws: Arc::new(aws),
+            source: Arc::new(source),
             settings,
+            cancel: CancellationToken::new(),
+            locks: scan::ScopeLocks::default(),
         }
     }
 
@@ -130,7 +161,7 @@ impl Collector {
         kinds: Vec<&'static KindDef>,
         request: &CollectRequest,
     ) -> Result<Plan, CollectError> {
-        let account_id = self.aws.account_id().await?;
+        let account_id = self.source.account_id().await?;
         if let Some(other) = request.accounts.iter().find(|a| **a != account_id) {
             return Err(CollectError::UnknownAccount {
                 requested: other.clone(),
@@ -144,7 +175,7 @@ impl Collector {
         } else if let Some(r) = &self.settings.regions {
             r.clone()
         } else {
-            self.aws.enabled_regions().await?
+            self.source.enabled_regions().await?
         };
         Ok(Plan {
             account_id,
@@ -167,9 +198,11 @@ impl Collector {
     async fn execute(&self, plan: Plan, request_id: &str) -> CollectionReport {
         let ctx = scan::ScanContext {
             bus: self.bus.clone(),
-            aws: self.aws.clone(),
+            source: self.source.clone(),
             page_size: self.settings.page_size,
             request_id: request_id.into(),
+            cancel: self.cancel.clone(),
+            locks: self.locks.clone(),
         };
         let mut scans = Vec::new();
         // Account-wide kinds first (regions decide where the rest look), then every
@@ -248,7 +281,14 @@ impl Collector {
                 },
             }
         }
-        periodic.abort();
+        // Running scans stop at their next page and record themselves as failed.
+        self.cancel.cancel();
+        if tokio::time::timeout(Duration::from_secs(30), periodic)
+            .await
+            .is_err()
+        {
+            tracing::warn!("periodic collection did not stop within 30s");
+        }
         Ok(())
     }
 

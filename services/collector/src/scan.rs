@@ -2,17 +2,18 @@
 //! `scan.started`, change-only resource events, deletions, then `scan.completed`
 //! or `scan.failed`. Only a completed scan publishes deletions.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use inventory_bus::{Bus, StateEntry};
 use inventory_model::{Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash};
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::CollectError;
-use crate::aws::AwsSource;
 use crate::diff::{Observation, ScopeDiff};
+use crate::{CollectError, Source};
 
 /// What one scan did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -36,9 +37,37 @@ pub struct ScanReport {
 #[derive(Clone)]
 pub(crate) struct ScanContext {
     pub bus: Bus,
-    pub aws: Arc<AwsSource>,
+    pub source: Arc<dyn Source>,
     pub page_size: i32,
     pub request_id: Arc<str>,
+    /// Checked between pages: a cancelled scan fails (and deletes nothing).
+    pub cancel: CancellationToken,
+    pub locks: ScopeLocks,
+}
+
+/// One scan at a time per (source, kind, scope) in this process: two scans of one
+/// scope would both start from the same published state and contradict each other.
+#[derive(Clone, Default)]
+pub(crate) struct ScopeLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl ScopeLocks {
+    async fn lock(&self, kind: &KindDef, scope: &Scope) -> tokio::sync::OwnedMutexGuard<()> {
+        let key = format!(
+            "{}/{}/{}/{}",
+            kind.source,
+            kind.name,
+            scope.account_id,
+            scope.region.as_deref().unwrap_or("")
+        );
+        let lock = self
+            .0
+            .lock()
+            .expect("scope lock map")
+            .entry(key)
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
 }
 
 fn envelope(
@@ -84,7 +113,9 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
         region = scope.region.as_deref().unwrap_or(""),
         request_id = &*ctx.request_id,
     );
-    let result = scan(ctx, kind, &scope, &scan_id, &mut report)
+    let trace = span.in_scope(inventory_telemetry::current_traceparent);
+    let _exclusive = ctx.locks.lock(kind, &scope).await;
+    let result = scan(ctx, kind, &scope, &scan_id, trace.as_deref(), &mut report)
         .instrument(span)
         .await;
     if let Err(e) = result {
@@ -96,7 +127,7 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             EventType::ScanFailed,
         );
         failed.error = Some(e.to_string());
-        if let Err(publish) = ctx.bus.publish_events(&[failed], None).await {
+        if let Err(publish) = ctx.bus.publish_events(&[failed], trace.as_deref()).await {
             tracing::error!(scan_id, error = %publish, "could not publish scan.failed");
         }
         tracing::warn!(
@@ -125,11 +156,10 @@ async fn scan(
     kind: &'static KindDef,
     scope: &Scope,
     scan_id: &str,
+    trace: Option<&str>,
     report: &mut ScanReport,
 ) -> Result<(), CollectError> {
     let bus = &ctx.bus;
-    let trace = inventory_telemetry::current_traceparent();
-    let trace = trace.as_deref();
     let mut diff = ScopeDiff::new(bus.load_state(kind.source, kind.name, scope).await?);
     let started = envelope(
         kind,
@@ -142,8 +172,11 @@ async fn scan(
 
     let mut token = None;
     loop {
+        if ctx.cancel.is_cancelled() {
+            return Err(CollectError::Cancelled);
+        }
         let page = ctx
-            .aws
+            .source
             .page(kind, scope.region.as_deref(), token.take(), ctx.page_size)
             .await?;
         report.pages += 1;
@@ -194,31 +227,26 @@ async fn scan(
     }
     report.seen = diff.seen() as u64;
 
+    // The listing is complete: its deletions and the completion marker go out
+    // together; the state entries are purged after they are stored.
     let gone = diff.into_deleted();
-    if !gone.is_empty() {
-        let observed_at = Utc::now();
-        let events: Vec<Envelope> = gone
-            .iter()
-            .map(|(id, hash)| {
-                let mut env = envelope(
-                    kind,
-                    scope,
-                    scan_id,
-                    &ctx.request_id,
-                    EventType::ResourceDeleted,
-                );
-                env.observed_at = observed_at;
-                env.key = Some(id.clone());
-                env.content_hash = Some(hash.clone());
-                env
-            })
-            .collect();
-        bus.publish_events(&events, trace).await?;
-        let ids: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
-        bus.delete_state(kind.source, kind.name, scope, &ids)
-            .await?;
-        report.deleted = ids.len() as u64;
-    }
+    let observed_at = Utc::now();
+    let mut events: Vec<Envelope> = gone
+        .iter()
+        .map(|(id, hash)| {
+            let mut env = envelope(
+                kind,
+                scope,
+                scan_id,
+                &ctx.request_id,
+                EventType::ResourceDeleted,
+            );
+            env.observed_at = observed_at;
+            env.key = Some(id.clone());
+            env.content_hash = Some(hash.clone());
+            env
+        })
+        .collect();
     let mut completed = envelope(
         kind,
         scope,
@@ -227,6 +255,15 @@ async fn scan(
         EventType::ScanCompleted,
     );
     completed.resources_seen = Some(report.seen);
-    bus.publish_events(&[completed], trace).await?;
+    events.push(completed);
+    bus.publish_events(&events, trace).await?;
+    report.deleted = gone.len() as u64;
+    if !gone.is_empty() {
+        let ids: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
+        if let Err(e) = bus.delete_state(kind.source, kind.name, scope, &ids).await {
+            // The next scan publishes these deletions again; folding them changes nothing.
+            tracing::warn!(scan_id, error = %e, "could not purge the state of deleted resources");
+        }
+    }
     Ok(())
 }

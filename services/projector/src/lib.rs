@@ -150,10 +150,15 @@ impl Projector {
         let mut fresh = true;
         tracing::info!(projection = name, checkpoint, "projector started");
         let mut folded: u64 = 0;
+        // The next batch is fetched while the current one is applied.
+        let mut prefetched: Option<Vec<Delivery>> = None;
         loop {
-            let batch = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                batch = consumer.fetch(self.settings.batch_size, self.settings.fetch_wait) => batch,
+            let batch = match prefetched.take() {
+                Some(d) => Ok(d),
+                None => tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    batch = consumer.fetch(self.settings.batch_size, self.settings.fetch_wait) => batch,
+                },
             };
             let deliveries = match batch {
                 Ok(d) => d,
@@ -179,9 +184,18 @@ impl Projector {
                 continue;
             }
             fresh = false;
-            let Some(outcome) = self.apply(&deliveries, &shutdown).await else {
+            let (applied, next) = tokio::join!(
+                self.apply(&deliveries, &shutdown),
+                consumer.fetch(self.settings.batch_size, self.settings.fetch_wait)
+            );
+            let Some(outcome) = applied else {
                 break;
             };
+            match next {
+                Ok(next) if !next.is_empty() => prefetched = Some(next),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(projection = name, error = %e, "prefetch failed"),
+            }
             folded += deliveries.len() as u64;
             checkpoint = outcome.checkpoint;
             tracing::debug!(
@@ -225,6 +239,18 @@ impl Projector {
         loop {
             match self.store.apply_batch(&self.settings.name, &items).await {
                 Ok(outcome) => return Some(outcome),
+                Err(e) if e.is_data_error() => {
+                    tracing::warn!(
+                        projection = self.settings.name, error = %e,
+                        "the database rejected an event of the batch; applying one by one"
+                    );
+                    match self.apply_isolating(items.clone(), deliveries).await {
+                        Ok(outcome) => return Some(outcome),
+                        Err(e) => {
+                            tracing::error!(projection = self.settings.name, error = %e, "isolating the rejected event failed")
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::error!(
                         projection = self.settings.name, error = %e, retry_in = ?backoff,
@@ -238,6 +264,44 @@ impl Projector {
                 }
             }
         }
+    }
+}
+
+impl Projector {
+    /// Apply a batch event by event; an event the database rejects (bad data, not
+    /// unavailability) becomes a dead letter, so it cannot block the stream.
+    async fn apply_isolating(
+        &self,
+        items: Vec<BatchItem>,
+        deliveries: &[Delivery],
+    ) -> Result<BatchOutcome, inventory_store::StoreError> {
+        let mut total = BatchOutcome::default();
+        for (item, delivery) in items.into_iter().zip(deliveries) {
+            let outcome = match self
+                .store
+                .apply_batch(&self.settings.name, std::slice::from_ref(&item))
+                .await
+            {
+                Err(e) if e.is_data_error() => {
+                    let dead = BatchItem::Dead {
+                        seq: item.seq(),
+                        letter: DeadLetter {
+                            subject: delivery.subject.clone(),
+                            reason: format!("rejected by the database: {e}"),
+                            payload: delivery.payload.to_vec(),
+                            headers: delivery.headers(),
+                        },
+                    };
+                    self.store.apply_batch(&self.settings.name, &[dead]).await?
+                }
+                other => other?,
+            };
+            total.applied += outcome.applied;
+            total.unchanged += outcome.unchanged;
+            total.dead_lettered += outcome.dead_lettered;
+            total.checkpoint = outcome.checkpoint;
+        }
+        Ok(total)
     }
 }
 

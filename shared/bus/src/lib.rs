@@ -167,6 +167,21 @@ impl Bus {
             .map_err(|e| consume_error(&name, e))
     }
 
+    /// Publish pre-serialized messages with pipelined acks and no headers: the raw
+    /// JetStream publish path, used by benchmarks as the machine's anchor.
+    pub async fn publish_bytes(&self, messages: &[(String, Bytes)]) -> Result<(), BusError> {
+        let mut pending = Vec::with_capacity(messages.len());
+        for (subject, payload) in messages {
+            let ack = self
+                .js
+                .publish(subject.clone(), payload.clone())
+                .await
+                .map_err(|e| publish_error(subject, e))?;
+            pending.push(async move { ack.await.map_err(|e| publish_error(subject, e)) });
+        }
+        future::try_join_all(pending).await.map(|_| ())
+    }
+
     /// Number of messages currently in the event stream on subjects matching `filter`.
     pub async fn count_events(&self, filter: &str) -> Result<u64, BusError> {
         let stream = self.events_stream().await?;

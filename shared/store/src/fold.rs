@@ -145,6 +145,9 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
 
 type Key = (String, String, String);
 
+/// A resource change with its stream sequence.
+type Versioned<'a> = Option<(u64, &'a ResourceChange)>;
+
 fn key_of(c: &ResourceChange) -> Key {
     (
         c.scope.account_id.clone(),
@@ -176,6 +179,25 @@ fn key_params<'a>(
     p
 }
 
+/// Arrays (account_id, region or '', id) of link owners.
+fn owner_params<'a>(changes: impl Iterator<Item = &'a ResourceChange> + Clone) -> Vec<Param> {
+    vec![
+        Box::new(
+            changes
+                .clone()
+                .map(|c| c.scope.account_id.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            changes
+                .clone()
+                .map(|c| c.scope.region.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(changes.map(|c| c.key.clone()).collect::<Vec<_>>()),
+    ]
+}
+
 fn returned_keys(kind: &KindDef, rows: &[tokio_postgres::Row]) -> HashSet<Key> {
     rows.iter()
         .map(|r| {
@@ -190,16 +212,21 @@ fn returned_keys(kind: &KindDef, rows: &[tokio_postgres::Row]) -> HashSet<Key> {
 }
 
 /// The resource events of one kind in a batch, reduced per resource to what
-/// sequential folding would leave: the latest state (if any) and a deletion that
-/// came after it (if any).
+/// sequential folding would leave.
 struct KindBatch<'a> {
     kind: &'static KindDef,
     index: HashMap<Key, usize>,
-    /// Per resource: latest upsert, and a later deletion.
-    entries: Vec<(
-        Option<(u64, &'a ResourceChange)>,
-        Option<(u64, &'a ResourceChange)>,
-    )>,
+    entries: Vec<Reduced<'a>>,
+}
+
+/// One resource's events in a batch: the last deletion before its latest state,
+/// the latest state, and a deletion after it. Applied in that order they leave
+/// what applying every event in turn would.
+#[derive(Default, Clone, Copy)]
+struct Reduced<'a> {
+    deleted_before: Versioned<'a>,
+    latest: Versioned<'a>,
+    deleted_after: Versioned<'a>,
 }
 
 impl<'a> KindBatch<'a> {
@@ -207,13 +234,16 @@ impl<'a> KindBatch<'a> {
         let next = self.entries.len();
         let i = *self.index.entry(key_of(change)).or_insert(next);
         if i == next {
-            self.entries.push((None, None));
+            self.entries.push(Reduced::default());
         }
         let entry = &mut self.entries[i];
         if change.state.is_some() {
-            *entry = (Some((seq, change)), None);
+            if let Some(d) = entry.deleted_after.take() {
+                entry.deleted_before = Some(d);
+            }
+            entry.latest = Some((seq, change));
         } else {
-            entry.1 = Some((seq, change));
+            entry.deleted_after = Some((seq, change));
         }
     }
 }
@@ -361,166 +391,149 @@ impl Store {
         Ok(out)
     }
 
-    /// Write one kind's reduced batch: upserts with their links, then deletions
-    /// with the links they end. Returns how many rows changed.
+    /// Write one kind's reduced batch: deletions that preceded a new state, the
+    /// latest states with their links, then trailing deletions. Returns how many
+    /// rows changed.
     async fn write_kind(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         batch: &KindBatch<'_>,
     ) -> Result<usize, StoreError> {
-        let kind = batch.kind;
+        let before: Vec<(u64, &ResourceChange)> = batch
+            .entries
+            .iter()
+            .filter_map(|e| e.deleted_before)
+            .collect();
+        let latest: Vec<(u64, &ResourceChange)> =
+            batch.entries.iter().filter_map(|e| e.latest).collect();
+        let after: Vec<(u64, &ResourceChange)> = batch
+            .entries
+            .iter()
+            .filter_map(|e| e.deleted_after)
+            .collect();
+        Ok(self.delete_rows(tx, batch.kind, &before).await?
+            + self.upsert_rows(tx, batch.kind, &latest).await?
+            + self.delete_rows(tx, batch.kind, &after).await?)
+    }
+
+    async fn upsert_rows(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        kind: &'static KindDef,
+        ups: &[(u64, &ResourceChange)],
+    ) -> Result<usize, StoreError> {
+        if ups.is_empty() {
+            return Ok(0);
+        }
         let sql = self.kind_sql(kind);
-        let mut changed = 0;
-
-        let ups: Vec<(u64, &ResourceChange)> = batch.entries.iter().filter_map(|e| e.0).collect();
-        if !ups.is_empty() {
-            let changes = ups.iter().map(|(_, c)| *c);
-            let mut params = key_params(kind, changes.clone());
-            let mut columns: Vec<ColumnArray> = kind
-                .columns
-                .iter()
-                .map(|c| ColumnArray::new(c.ty, ups.len()))
-                .collect();
-            let (mut tags, mut raw, mut hash) = (Vec::new(), Vec::new(), Vec::new());
-            for c in changes.clone() {
-                let (projected, payload, content_hash) =
-                    c.state.as_ref().expect("upserts carry state");
-                for (array, cell) in columns.iter_mut().zip(&projected.cells) {
-                    array.push(cell);
-                }
-                tags.push(Value::Object(projected.tags.clone()));
-                raw.push(payload.clone());
-                hash.push(content_hash.clone());
+        let changes = ups.iter().map(|(_, c)| *c);
+        let mut params = key_params(kind, changes.clone());
+        let mut columns: Vec<ColumnArray> = kind
+            .columns
+            .iter()
+            .map(|c| ColumnArray::new(c.ty, ups.len()))
+            .collect();
+        let (mut tags, mut raw, mut hash) = (Vec::new(), Vec::new(), Vec::new());
+        for c in changes.clone() {
+            let (projected, payload, content_hash) = c.state.as_ref().expect("upserts carry state");
+            for (array, cell) in columns.iter_mut().zip(&projected.cells) {
+                array.push(cell);
             }
-            params.extend(columns.into_iter().map(ColumnArray::into_param));
-            params.push(Box::new(tags));
-            params.push(Box::new(raw));
-            params.push(Box::new(hash));
-            params.push(Box::new(
-                changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
-            ));
-            params.push(Box::new(
-                changes
-                    .clone()
-                    .map(|c| c.scan_id.clone())
-                    .collect::<Vec<_>>(),
-            ));
-            params.push(Box::new(
-                ups.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
-            ));
-            let stmt = tx.prepare_cached(&sql.upsert).await?;
-            let rows = tx.query(&stmt, &refs(&params)).await?;
-            changed += rows.len();
-            let applied = returned_keys(kind, &rows);
-            let applied: Vec<&(u64, &ResourceChange)> = ups
-                .iter()
-                .filter(|(_, c)| applied.contains(&key_of(c)))
-                .collect();
-            for (i, link) in sql.owned_links.iter().enumerate() {
-                let clear: Vec<Param> = vec![
-                    Box::new(
-                        applied
-                            .iter()
-                            .map(|(_, c)| c.scope.account_id.clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Box::new(
-                        applied
-                            .iter()
-                            .map(|(_, c)| c.scope.region.clone().unwrap_or_default())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Box::new(
-                        applied
-                            .iter()
-                            .map(|(_, c)| c.key.clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                ];
-                let stmt = tx.prepare_cached(&link.clear).await?;
-                tx.execute(&stmt, &refs(&clear)).await?;
-                let with_other: Vec<(&(u64, &ResourceChange), &String)> = applied
-                    .iter()
-                    .filter_map(|u| {
-                        let (projected, _, _) = u.1.state.as_ref()?;
-                        projected.links[i].as_ref().map(|o| (*u, o))
-                    })
-                    .collect();
-                if with_other.is_empty() {
-                    continue;
-                }
-                let insert: Vec<Param> = vec![
-                    Box::new(
-                        with_other
-                            .iter()
-                            .map(|((_, c), _)| c.scope.account_id.clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Box::new(
-                        with_other
-                            .iter()
-                            .map(|((_, c), _)| c.scope.region.clone().unwrap_or_default())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Box::new(
-                        with_other
-                            .iter()
-                            .map(|((_, c), _)| c.key.clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Box::new(
-                        with_other
-                            .iter()
-                            .map(|(_, o)| (*o).clone())
-                            .collect::<Vec<_>>(),
-                    ),
-                    Box::new(
-                        with_other
-                            .iter()
-                            .map(|((s, _), _)| *s as i64)
-                            .collect::<Vec<_>>(),
-                    ),
-                ];
-                let stmt = tx.prepare_cached(&link.insert).await?;
-                tx.execute(&stmt, &refs(&insert)).await?;
-            }
+            tags.push(Value::Object(projected.tags.clone()));
+            raw.push(payload.clone());
+            hash.push(content_hash.clone());
         }
-
-        let dels: Vec<(u64, &ResourceChange)> = batch.entries.iter().filter_map(|e| e.1).collect();
-        if !dels.is_empty() {
-            let changes = dels.iter().map(|(_, c)| *c);
-            let mut params = key_params(kind, changes.clone());
-            params.push(Box::new(
-                changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
-            ));
-            params.push(Box::new(
-                changes
-                    .clone()
-                    .map(|c| c.scan_id.clone())
-                    .collect::<Vec<_>>(),
-            ));
-            params.push(Box::new(
-                dels.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
-            ));
-            let stmt = tx.prepare_cached(&sql.delete).await?;
-            let rows = tx.query(&stmt, &refs(&params)).await?;
-            changed += rows.len();
-            let applied = returned_keys(kind, &rows);
-            let gone: Vec<&(u64, &ResourceChange)> = dels
+        params.extend(columns.into_iter().map(ColumnArray::into_param));
+        params.push(Box::new(tags));
+        params.push(Box::new(raw));
+        params.push(Box::new(hash));
+        params.push(Box::new(
+            changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
+        ));
+        params.push(Box::new(
+            changes
+                .clone()
+                .map(|c| c.scan_id.clone())
+                .collect::<Vec<_>>(),
+        ));
+        params.push(Box::new(
+            ups.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+        ));
+        let stmt = tx.prepare_cached(&sql.upsert).await?;
+        let rows = tx.query(&stmt, &refs(&params)).await?;
+        let applied = returned_keys(kind, &rows);
+        let applied: Vec<&(u64, &ResourceChange)> = ups
+            .iter()
+            .filter(|(_, c)| applied.contains(&key_of(c)))
+            .collect();
+        for (i, link) in sql.owned_links.iter().enumerate() {
+            let stmt = tx.prepare_cached(&link.clear).await?;
+            tx.execute(&stmt, &refs(&owner_params(applied.iter().map(|u| u.1))))
+                .await?;
+            let declared: Vec<(u64, &ResourceChange, &String)> = applied
                 .iter()
-                .filter(|(_, c)| applied.contains(&key_of(c)))
+                .filter_map(|(seq, c)| {
+                    let (projected, _, _) = c.state.as_ref()?;
+                    projected.links[i].as_ref().map(|other| (*seq, *c, other))
+                })
                 .collect();
-            if !gone.is_empty() {
-                let mut params = key_params(kind, gone.iter().map(|(_, c)| *c));
+            if !declared.is_empty() {
+                let mut params = owner_params(declared.iter().map(|d| d.1));
                 params.push(Box::new(
-                    gone.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+                    declared.iter().map(|d| d.2.clone()).collect::<Vec<_>>(),
                 ));
-                for q in &sql.unlink {
-                    let stmt = tx.prepare_cached(q).await?;
-                    tx.execute(&stmt, &refs(&params)).await?;
-                }
+                params.push(Box::new(
+                    declared.iter().map(|d| d.0 as i64).collect::<Vec<_>>(),
+                ));
+                let stmt = tx.prepare_cached(&link.insert).await?;
+                tx.execute(&stmt, &refs(&params)).await?;
             }
         }
-        Ok(changed)
+        Ok(rows.len())
+    }
+
+    async fn delete_rows(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        kind: &'static KindDef,
+        dels: &[(u64, &ResourceChange)],
+    ) -> Result<usize, StoreError> {
+        if dels.is_empty() {
+            return Ok(0);
+        }
+        let sql = self.kind_sql(kind);
+        let changes = dels.iter().map(|(_, c)| *c);
+        let mut params = key_params(kind, changes.clone());
+        params.push(Box::new(
+            changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
+        ));
+        params.push(Box::new(
+            changes
+                .clone()
+                .map(|c| c.scan_id.clone())
+                .collect::<Vec<_>>(),
+        ));
+        params.push(Box::new(
+            dels.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+        ));
+        let stmt = tx.prepare_cached(&sql.delete).await?;
+        let rows = tx.query(&stmt, &refs(&params)).await?;
+        let applied = returned_keys(kind, &rows);
+        let gone: Vec<(u64, &ResourceChange)> = dels
+            .iter()
+            .filter(|(_, c)| applied.contains(&key_of(c)))
+            .copied()
+            .collect();
+        if !gone.is_empty() {
+            let mut params = owner_params(gone.iter().map(|g| g.1));
+            params.push(Box::new(
+                gone.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
+            ));
+            for q in &sql.unlink {
+                let stmt = tx.prepare_cached(q).await?;
+                tx.execute(&stmt, &refs(&params)).await?;
+            }
+        }
+        Ok(rows.len())
     }
 }

@@ -21,7 +21,7 @@ use inventory_model::{KINDS, KindDef};
 use tokio_postgres::NoTls;
 
 pub use fold::{BatchItem, BatchOutcome, DeadLetter, ResourceChange};
-pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable};
+pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
 
 mod embedded {
     refinery::embed_migrations!("../../migrations");
@@ -45,6 +45,19 @@ pub enum StoreError {
     BadCursor,
     #[error("unknown kind {0}")]
     UnknownKind(String),
+}
+
+impl StoreError {
+    /// PostgreSQL rejected the data itself (SQLSTATE classes 22 and 23): retrying
+    /// the same input fails again.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::Database(e) => e
+                .code()
+                .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+            _ => false,
+        }
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {

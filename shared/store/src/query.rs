@@ -57,6 +57,18 @@ pub struct TableChecksum {
     pub digest: String,
 }
 
+/// Whether `value` is valid input for a column of type `ty` (filters are sent as
+/// text and cast on the server).
+pub fn parses_as(ty: ColumnType, value: &str) -> bool {
+    !value.contains('\0')
+        && match ty {
+            ColumnType::Text => true,
+            ColumnType::Integer => value.parse::<i64>().is_ok(),
+            ColumnType::Boolean => matches!(value, "true" | "false"),
+            ColumnType::Timestamp => chrono::DateTime::parse_from_rfc3339(value).is_ok(),
+        }
+}
+
 /// Columns a kind can be filtered on.
 pub fn filterable(kind: &KindDef) -> impl Iterator<Item = (&'static str, ColumnType)> + '_ {
     key_columns(kind)
@@ -74,7 +86,7 @@ fn decode_cursor(cursor: &str, n: usize) -> Result<Vec<String>, StoreError> {
         .decode(cursor)
         .map_err(|_| StoreError::BadCursor)?;
     let keys: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    if keys.len() != n {
+    if keys.len() != n || keys.iter().any(|k| k.contains('\0')) {
         return Err(StoreError::BadCursor);
     }
     Ok(keys)
@@ -121,7 +133,10 @@ impl Store {
         if !q.include_deleted {
             preds.push("t.deleted_at IS NULL".into());
         }
-        for f in &q.filters {
+        // Sorted, so that one set of filters is one statement (prepared once).
+        let mut filters: Vec<&Filter> = q.filters.iter().collect();
+        filters.sort_by(|a, b| (&a.column, &a.value).cmp(&(&b.column, &b.value)));
+        for f in filters {
             let (col, ty) = filterable(kind)
                 .find(|(c, _)| *c == f.column)
                 .ok_or_else(|| StoreError::UnknownColumn {
@@ -129,8 +144,13 @@ impl Store {
                     column: f.column.clone(),
                 })?;
             params.push(f.value.clone());
-            let cast = if ty == ColumnType::Text { "" } else { "::text" };
-            preds.push(format!("t.{col}{cast} = ${}", params.len()));
+            // Text in, the column's type on the server: values must parse as it
+            // (the API checks with `parses_as`).
+            let cast = match ty {
+                ColumnType::Text => String::new(),
+                other => format!("::{}", other.sql()),
+            };
+            preds.push(format!("t.{col} = ${}{cast}", params.len()));
         }
         if let Some(cursor) = &q.cursor {
             let after = decode_cursor(cursor, keys.len())?;
@@ -153,19 +173,21 @@ impl Store {
             sql.push_str(&preds.join(" AND "));
         }
         sql.push_str(&format!(
-            " ORDER BY {} LIMIT {}",
+            " ORDER BY {} LIMIT ${}",
             keys.iter()
                 .map(|k| format!("t.{k}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            q.limit + 1
+            params.len() + 1
         ));
+        let limit = (q.limit + 1) as i64;
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+        let mut refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
             .iter()
             .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
+        refs.push(&limit);
         let rows = client.query(&stmt, &refs).await?;
         let more = rows.len() > q.limit;
         let mut items = Vec::with_capacity(rows.len().min(q.limit));
@@ -266,5 +288,19 @@ mod tests {
             decode_cursor(&encode_cursor(&keys), 2),
             Err(StoreError::BadCursor)
         ));
+        let nul = vec!["1".to_string(), "a\0".into(), "i".into()];
+        assert!(matches!(
+            decode_cursor(&encode_cursor(&nul), 3),
+            Err(StoreError::BadCursor)
+        ));
+    }
+
+    #[test]
+    fn filter_values_are_checked_against_the_column_type() {
+        assert!(parses_as(ColumnType::Integer, "42") && !parses_as(ColumnType::Integer, "x"));
+        assert!(parses_as(ColumnType::Boolean, "true") && !parses_as(ColumnType::Boolean, "yes"));
+        assert!(parses_as(ColumnType::Timestamp, "2026-11-01T12:00:00Z"));
+        assert!(!parses_as(ColumnType::Timestamp, "yesterday"));
+        assert!(!parses_as(ColumnType::Text, "a\0b"));
     }
 }

@@ -4,7 +4,7 @@
 //! array parameter per column (`unnest`), so a batch of events costs a handful of
 //! round trips whatever its size.
 
-use inventory_model::{KINDS, KindDef};
+use inventory_model::KindDef;
 
 /// Statements of one kind. Parameter order is documented on each field.
 pub(crate) struct KindSql {
@@ -18,8 +18,10 @@ pub(crate) struct KindSql {
     pub touch_scope: String,
     /// Links this kind declares, in `KindDef::links` order.
     pub owned_links: Vec<OwnedLinkSql>,
-    /// Arrays: key columns…, seq. Remove the links that have these resources on
-    /// either side and are older than their deletion.
+    /// Arrays: key columns…, seq. Remove the links these resources declared
+    /// before their deletion. Links the other side declared stay (that side
+    /// publishes only changes and would never declare them again); queries hide
+    /// links to deleted resources.
     pub unlink: Vec<String>,
 }
 
@@ -76,7 +78,7 @@ impl KindSql {
         let updates: Vec<String> = data[keys.len()..]
             .iter()
             .copied()
-            .chain(["last_seen_at", "scan_id", "seq"])
+            .chain(["scan_id", "seq"])
             .map(|c| format!("{c} = EXCLUDED.{c}"))
             .chain(["deleted_at = NULL".to_owned()])
             .collect();
@@ -102,7 +104,7 @@ impl KindSql {
             ("seq", "bigint"),
         ]);
         let delete = format!(
-            "UPDATE {table} AS t SET deleted_at = u.observed_at, scan_id = u.scan_id, seq = u.seq \
+            "UPDATE {table} AS t SET deleted_at = COALESCE(t.deleted_at, u.observed_at), scan_id = u.scan_id, seq = u.seq \
              FROM {} WHERE {} AND t.seq < u.seq RETURNING {}",
             unnest(&del_cols),
             join_on("t", &keys),
@@ -150,30 +152,22 @@ impl KindSql {
                 }
             })
             .collect();
-        let unlink = KINDS
+        let unlink = kind
+            .links
             .iter()
-            .flat_map(|k| k.links.iter())
-            .filter_map(|l| {
-                let column = match (l.a_kind == kind.name, l.b_kind == kind.name) {
-                    (true, _) => l.a_column,
-                    (_, true) => l.b_column,
-                    _ => return None,
-                };
-                let mut cols: Vec<(&str, &str)> = vec![("account_id", "text")];
-                let mut on = vec!["account_id"];
-                if kind.regional {
-                    cols.push(("region", "text"));
-                    on.push("region");
-                }
-                cols.push((column, "text"));
-                on.push(column);
-                cols.push(("seq", "bigint"));
-                Some(format!(
+            .map(|l| {
+                let owner = l.owner_column();
+                format!(
                     "DELETE FROM {} AS l USING {} WHERE {} AND l.seq < u.seq",
                     l.table,
-                    unnest(&cols),
-                    join_on("l", &on),
-                ))
+                    unnest(&[
+                        ("account_id", "text"),
+                        ("region", "text"),
+                        (owner, "text"),
+                        ("seq", "bigint"),
+                    ]),
+                    join_on("l", &["account_id", "region", owner]),
+                )
             })
             .collect();
         KindSql {
@@ -207,10 +201,18 @@ mod tests {
             "is_default keeps its type"
         );
         assert!(s.delete.contains("t.seq < u.seq") && s.delete.contains("$6::bigint[]"));
+        assert!(
+            s.delete.contains("COALESCE(t.deleted_at"),
+            "a repeated deletion keeps the first time"
+        );
+        assert!(
+            !s.upsert.contains("last_seen_at = EXCLUDED"),
+            "only completed scans move last_seen_at"
+        );
     }
 
     #[test]
-    fn links_are_written_by_their_owner_and_removed_from_both_sides() {
+    fn links_are_written_and_ended_by_their_owner() {
         let instance = kind_by_name("aws", "instance").unwrap();
         let s = KindSql::new(instance);
         assert_eq!(s.owned_links.len(), 2);
@@ -220,17 +222,20 @@ mod tests {
         assert!(s.owned_links[1].insert.starts_with(
             "INSERT INTO l_aws_instance_to_subnet (account_id, region, instance_id, subnet_id, seq)"
         ));
+        assert_eq!(
+            s.unlink.len(),
+            2,
+            "an instance's deletion ends the links it declared"
+        );
+        assert!(s.unlink[1].starts_with("DELETE FROM l_aws_instance_to_subnet"));
+        assert!(s.unlink[1].contains("l.seq < u.seq"));
         let subnet = KindSql::new(kind_by_name("aws", "subnet").unwrap());
-        assert_eq!(subnet.unlink.len(), 2, "vpc→subnet and instance→subnet");
+        assert_eq!(
+            subnet.unlink.len(),
+            1,
+            "vpc→subnet only: instance→subnet is the instance's"
+        );
         let region = KindSql::new(kind_by_name("aws", "region").unwrap());
-        assert_eq!(region.unlink.len(), 1);
-        assert!(
-            region.unlink[0]
-                .contains("l.account_id = u.account_id AND l.region_name = u.region_name")
-        );
-        assert!(
-            !region.unlink[0].contains("l.region ="),
-            "regions are account-wide"
-        );
+        assert!(region.unlink.is_empty(), "a region declares no links");
     }
 }

@@ -18,17 +18,11 @@ use inventory_model::KindDef;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
-use crate::CollectError;
+use crate::{CollectError, RawPage, Source};
+use futures::future::BoxFuture;
 
 /// Region used for account-wide calls when the environment names none.
 pub const FALLBACK_REGION: &str = "us-east-1";
-
-/// One page of a list call.
-#[derive(Debug)]
-pub struct RawPage {
-    pub body: Value,
-    pub next: Option<String>,
-}
 
 /// Keeps the raw body of the response the SDK has just deserialized.
 #[derive(Clone, Default, Debug)]
@@ -137,7 +131,7 @@ impl AwsSource {
     }
 
     /// The account the credentials belong to (STS `GetCallerIdentity`, cached).
-    pub async fn account_id(&self) -> Result<String, CollectError> {
+    async fn resolve_account_id(&self) -> Result<String, CollectError> {
         self.account_id
             .get_or_try_init(|| async {
                 let conf = aws_sdk_sts::config::Builder::from(&self.config)
@@ -161,9 +155,9 @@ impl AwsSource {
     }
 
     /// Every region enabled for the account.
-    pub async fn enabled_regions(&self) -> Result<Vec<String>, CollectError> {
+    async fn list_enabled_regions(&self) -> Result<Vec<String>, CollectError> {
         let page = self
-            .page(&inventory_model::catalogue::AWS_REGION, None, None, 0)
+            .list_page(&inventory_model::catalogue::AWS_REGION, None, None, 0)
             .await?;
         Ok(inventory_model::catalogue::AWS_REGION
             .items(&page.body)
@@ -173,7 +167,7 @@ impl AwsSource {
     }
 
     /// One page of `kind`'s list call in `region` (account-wide kinds: `None`).
-    pub async fn page(
+    async fn list_page(
         &self,
         kind: &KindDef,
         region: Option<&str>,
@@ -223,5 +217,25 @@ impl AwsSource {
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
         Ok(RawPage { body, next })
+    }
+}
+
+impl Source for AwsSource {
+    fn account_id(&self) -> BoxFuture<'_, Result<String, CollectError>> {
+        Box::pin(self.resolve_account_id())
+    }
+
+    fn enabled_regions(&self) -> BoxFuture<'_, Result<Vec<String>, CollectError>> {
+        Box::pin(self.list_enabled_regions())
+    }
+
+    fn page<'a>(
+        &'a self,
+        kind: &'static KindDef,
+        region: Option<&'a str>,
+        token: Option<String>,
+        page_size: i32,
+    ) -> BoxFuture<'a, Result<RawPage, CollectError>> {
+        Box::pin(self.list_page(kind, region, token, page_size))
     }
 }

@@ -1,0 +1,744 @@
+//! `make bench`: measures the pipeline against the machine's own limits, measured
+//! in the same run, and writes `docs/benchmarks.md` and `target/bench/results.json`.
+//!
+//! Servers come from `scripts/bench.sh` (throwaway nats-server and PostgreSQL on
+//! loopback). The projector and the API run as the real `inventory` binary in
+//! child processes, so their peak RSS is their own; the collector runs in a child
+//! process of this binary (`bench collector-child`) against an instant fake source.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use chrono::Utc;
+use futures::future::BoxFuture;
+use inventory_bus::Bus;
+use inventory_collector::{CollectError, Collector, CollectorSettings, RawPage, Source};
+use inventory_integration_tests::{free_addr, fresh_store};
+use inventory_model::catalogue::AWS_INSTANCE;
+use inventory_model::{
+    CollectRequest, Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash,
+};
+use inventory_store::{BatchItem, ResourceChange, Store};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "eu-west-1";
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set: run through `make bench`"))
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    )
+}
+
+/// An instance payload shaped like EC2's, about the size of a real one.
+fn instance(i: usize, generation: usize) -> Value {
+    json!({
+        "instanceId": format!("i-{i:017x}"),
+        "imageId": "ami-0abcdef1234567890",
+        "instanceState": {"code": "16", "name": if generation.is_multiple_of(2) { "running" } else { "stopped" }},
+        "privateDnsName": format!("ip-10-{}-{}-{}.eu-west-1.compute.internal", i % 250, (i / 250) % 250, i % 7),
+        "dnsName": "",
+        "reason": "",
+        "amiLaunchIndex": "0",
+        "productCodes": [],
+        "instanceType": if i.is_multiple_of(3) { "m5.large" } else { "t3.micro" },
+        "launchTime": "2026-11-01T12:00:00.000Z",
+        "placement": {"availabilityZone": "eu-west-1a", "groupName": "", "tenancy": "default"},
+        "monitoring": {"state": "disabled"},
+        "subnetId": format!("subnet-{:017x}", i % 64),
+        "vpcId": format!("vpc-{:017x}", i % 8),
+        "privateIpAddress": format!("10.{}.{}.{}", i % 250, (i / 250) % 250, (i / 62500) % 250),
+        "sourceDestCheck": "true",
+        "groupSet": [{"groupId": "sg-0123456789abcdef0", "groupName": "default"}],
+        "architecture": "x86_64",
+        "rootDeviceType": "ebs",
+        "rootDeviceName": "/dev/xvda",
+        "blockDeviceMapping": [{"deviceName": "/dev/xvda", "ebs": {"volumeId": format!("vol-{i:017x}"), "status": "attached", "attachTime": "2026-11-01T12:00:01.000Z", "deleteOnTermination": "true"}}],
+        "virtualizationType": "hvm",
+        "clientToken": "",
+        "tagSet": [{"key": "Name", "value": format!("node-{i}")}, {"key": "team", "value": format!("team-{}", i % 12)}, {"key": "generation", "value": generation.to_string()}],
+        "hypervisor": "xen",
+        "networkInterfaceSet": [{"networkInterfaceId": format!("eni-{i:017x}"), "subnetId": format!("subnet-{:017x}", i % 64), "vpcId": format!("vpc-{:017x}", i % 8), "status": "in-use", "privateIpAddress": "10.0.0.1"}],
+        "ebsOptimized": "false",
+        "platformDetails": "Linux/UNIX"
+    })
+}
+
+fn event(i: usize, generation: usize, scan: &str) -> Envelope {
+    let payload = instance(i, generation);
+    Envelope {
+        event_type: if generation == 0 {
+            EventType::ResourceCreated
+        } else {
+            EventType::ResourceUpdated
+        },
+        schema_version: SCHEMA_VERSION,
+        source: "aws".into(),
+        kind: "instance".into(),
+        scope: Scope {
+            account_id: ACCOUNT.into(),
+            region: Some(REGION.into()),
+        },
+        key: Some(format!("i-{i:017x}")),
+        observed_at: Utc::now(),
+        scan_id: scan.into(),
+        request_id: None,
+        content_hash: Some(content_hash(&payload)),
+        payload: Some(payload),
+        resources_seen: None,
+        error: None,
+    }
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+/// Peak resident set (VmHWM) of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+struct Results {
+    figures: BTreeMap<String, Value>,
+    lines: Vec<String>,
+}
+
+impl Results {
+    fn record(&mut self, key: &str, value: f64, unit: &str, label: &str) {
+        tracing::info!(key, value, unit, "measured");
+        eprintln!("  {label}: {value:.1} {unit}");
+        self.figures.insert(
+            key.into(),
+            json!({"value": value, "unit": unit, "label": label}),
+        );
+    }
+    fn value(&self, key: &str) -> f64 {
+        self.figures[key]["value"].as_f64().unwrap_or(f64::NAN)
+    }
+}
+
+fn inventory_bin() -> anyhow::Result<PathBuf> {
+    let bin = PathBuf::from(env("INVENTORY_BIN")?);
+    if !bin.exists() {
+        bail!("{} does not exist", bin.display());
+    }
+    Ok(bin)
+}
+
+fn service(
+    cmd: &str,
+    prefix: &str,
+    db_url: &str,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Child> {
+    let mut c = Command::new(inventory_bin()?);
+    c.arg(cmd)
+        .env("NATS_URL", env("INVENTORY_TEST_NATS_URL")?)
+        .env("DATABASE_URL", db_url)
+        .env("INVENTORY_SUBJECT_PREFIX", prefix)
+        .env("RUST_LOG", "warn")
+        .env_remove("INVENTORY_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    Ok(c.spawn()?)
+}
+
+async fn wait_checkpoint(store: &Store, name: &str, target: u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    while store.checkpoint(name).await? < target {
+        if Instant::now() > deadline {
+            bail!("projection {name} did not reach {target}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn stop(mut child: Child) -> f64 {
+    let pid = child.id().unwrap_or(0);
+    let rss = peak_rss_mib(pid);
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+    rss
+}
+
+/// An instant source: `n` instances in one region, in pages.
+struct FakeSource {
+    n: usize,
+    generation: usize,
+}
+
+impl Source for FakeSource {
+    fn account_id(&self) -> BoxFuture<'_, Result<String, CollectError>> {
+        Box::pin(async { Ok(ACCOUNT.to_owned()) })
+    }
+    fn enabled_regions(&self) -> BoxFuture<'_, Result<Vec<String>, CollectError>> {
+        Box::pin(async { Ok(vec![REGION.to_owned()]) })
+    }
+    fn page<'a>(
+        &'a self,
+        _kind: &'static KindDef,
+        _region: Option<&'a str>,
+        token: Option<String>,
+        page_size: i32,
+    ) -> BoxFuture<'a, Result<RawPage, CollectError>> {
+        Box::pin(async move {
+            let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
+            let end = (start + page_size as usize).min(self.n);
+            let items: Vec<Value> = (start..end).map(|i| instance(i, self.generation)).collect();
+            Ok(RawPage {
+                body: json!({"reservationSet": [{"instancesSet": items}]}),
+                next: (end < self.n).then(|| end.to_string()),
+            })
+        })
+    }
+}
+
+/// Child process: collect `n` fake instances twice (new, then unchanged) and
+/// print the figures as JSON.
+async fn collector_child(n: usize, prefix: &str) -> anyhow::Result<()> {
+    let bus = Bus::connect(&env("INVENTORY_TEST_NATS_URL")?, prefix).await?;
+    bus.ensure_topology().await?;
+    let settings = CollectorSettings {
+        regions: Some(vec![REGION.into()]),
+        interval: None,
+        page_size: 1000,
+        concurrency: 1,
+    };
+    let collector = Collector::new(bus.clone(), FakeSource { n, generation: 0 }, settings);
+    let t = Instant::now();
+    let report = collector
+        .collect("aws", "instances", &CollectRequest::default(), "bench")
+        .await?;
+    let first = t.elapsed();
+    anyhow::ensure!(report.failed() == 0, "fake collection failed: {report:?}");
+    let before = bus.last_event_seq().await?;
+    let t = Instant::now();
+    collector
+        .collect(
+            "aws",
+            "instances",
+            &CollectRequest::default(),
+            "bench-rescan",
+        )
+        .await?;
+    let rescan = t.elapsed();
+    let added = bus.last_event_seq().await? - before;
+    let resources_added = bus.count_events(&bus.names().all_resource_events()).await? - n as u64;
+    println!(
+        "{}",
+        json!({
+            "publish_rate": rate(n, first),
+            "rescan_seconds": rescan.as_secs_f64(),
+            "rescan_messages_added": added,
+            "rescan_resource_events_added": resources_added,
+            "peak_rss_mib": peak_rss_mib(std::process::id()),
+        })
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("collector-child") {
+        let n: usize = args[2].parse()?;
+        return collector_child(n, &args[3]).await;
+    }
+    let _ = inventory_telemetry::init(inventory_telemetry::LogFormat::Text, "warn", false);
+    let quick = args.iter().any(|a| a == "--quick");
+    let n = if quick { 100_000 } else { 1_000_000 };
+    let rescan_n = if quick { 10_000 } else { 100_000 };
+    let mut r = Results {
+        figures: BTreeMap::new(),
+        lines: Vec::new(),
+    };
+    let started = Utc::now();
+    eprintln!(
+        "inventory bench: {n} events{}",
+        if quick { " (quick)" } else { "" }
+    );
+
+    // 1. Limits of the machine: raw JetStream publish and consume.
+    let prefix = unique("bench");
+    let bus = Bus::connect(&env("INVENTORY_TEST_NATS_URL")?, &prefix).await?;
+    bus.ensure_topology().await?;
+    let gen0: Vec<Envelope> = (0..n).map(|i| event(i, 0, "bench-0")).collect();
+    let raw: Vec<(String, Bytes)> = gen0
+        .iter()
+        .map(|e| (bus.names().event_subject(e), Bytes::from(e.to_bytes())))
+        .collect();
+    let avg_size = raw.iter().map(|(_, b)| b.len()).sum::<usize>() / n;
+    r.record(
+        "message_bytes",
+        avg_size as f64,
+        "bytes",
+        "average event size",
+    );
+    let raw_bus = Bus::connect(&env("INVENTORY_TEST_NATS_URL")?, &unique("raw")).await?;
+    raw_bus.ensure_topology().await?;
+    let raw: Vec<(String, Bytes)> = raw
+        .into_iter()
+        .map(|(s, b)| {
+            (
+                s.replacen(bus.names().prefix(), raw_bus.names().prefix(), 1),
+                b,
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for chunk in raw.chunks(4000) {
+        raw_bus.publish_bytes(chunk).await?;
+    }
+    r.record(
+        "raw_publish",
+        rate(n, t.elapsed()),
+        "msgs/s",
+        "raw JetStream publish (pipelined acks)",
+    );
+    drop(raw);
+    let consumer = raw_bus.event_consumer("raw", 1).await?;
+    let t = Instant::now();
+    let mut got = 0;
+    while got < n {
+        let batch = consumer.fetch(1000, Duration::from_secs(5)).await?;
+        anyhow::ensure!(!batch.is_empty(), "raw consume stalled at {got}");
+        got += batch.len();
+        batch.last().expect("non-empty").ack().await?;
+    }
+    r.record(
+        "raw_consume",
+        rate(n, t.elapsed()),
+        "msgs/s",
+        "raw JetStream consume (pull, batch fetch + ack)",
+    );
+    raw_bus.destroy_topology().await?;
+
+    // 2. Limits of the machine: PostgreSQL with the fold's own statements, no NATS.
+    let (raw_store, _) = fresh_store().await;
+    for generation in 0..2 {
+        let items: Vec<BatchItem> = (0..n)
+            .map(|i| {
+                let e = event(i, generation, "raw");
+                let payload = e.payload.clone().expect("payload");
+                let projected = AWS_INSTANCE
+                    .project(e.key.as_deref().expect("key"), &e.scope, &payload)
+                    .expect("projects");
+                BatchItem::Resource {
+                    seq: (generation * n + i + 1) as u64,
+                    change: ResourceChange {
+                        kind: &AWS_INSTANCE,
+                        scope: e.scope,
+                        key: e.key.expect("key"),
+                        observed_at: e.observed_at,
+                        scan_id: e.scan_id,
+                        state: Some((projected, payload, e.content_hash.expect("hash"))),
+                    },
+                }
+            })
+            .collect();
+        let t = Instant::now();
+        for chunk in items.chunks(1000) {
+            raw_store.apply_batch("raw", chunk).await?;
+        }
+        let (key, label) = if generation == 0 {
+            (
+                "raw_upsert_new",
+                "raw PostgreSQL fold, new rows (same statements, no NATS)",
+            )
+        } else {
+            ("raw_upsert_changed", "raw PostgreSQL fold, changed rows")
+        };
+        r.record(key, rate(n, t.elapsed()), "rows/s", label);
+    }
+    drop(raw_store);
+
+    // 3. The pipeline: projector ingest (the real binary), new then changed.
+    for chunk in gen0.chunks(4000) {
+        bus.publish_events(chunk, None).await?;
+    }
+    drop(gen0);
+    let (store, db_url) = fresh_store().await;
+    let target = bus.last_event_seq().await?;
+    let t = Instant::now();
+    let projector = service("projector", &prefix, &db_url, &[])?;
+    wait_checkpoint(&store, "tables", target).await?;
+    r.record(
+        "ingest_new",
+        rate(n, t.elapsed()),
+        "events/s",
+        "projector ingest, new instances",
+    );
+    let gen1: Vec<Envelope> = (0..n).map(|i| event(i, 1, "bench-1")).collect();
+    for chunk in gen1.chunks(4000) {
+        bus.publish_events(chunk, None).await?;
+    }
+    drop(gen1);
+    let target = bus.last_event_seq().await?;
+    let t = Instant::now();
+    wait_checkpoint(&store, "tables", target).await?;
+    r.record(
+        "ingest_changed",
+        rate(n, t.elapsed()),
+        "events/s",
+        "projector ingest, changed instances",
+    );
+    r.record(
+        "projector_rss",
+        stop(projector).await,
+        "MiB",
+        "projector peak RSS",
+    );
+
+    // 4. Rebuild: replay the whole stream into empty tables.
+    let (rebuilt, rebuild_url) = fresh_store().await;
+    let t = Instant::now();
+    let replay = service("projector", &prefix, &rebuild_url, &[])?;
+    wait_checkpoint(&rebuilt, "tables", target).await?;
+    r.record(
+        "rebuild",
+        rate(2 * n, t.elapsed()),
+        "events/s",
+        "rebuild (replay of every event into empty tables)",
+    );
+    r.record(
+        "rebuild_rss",
+        stop(replay).await,
+        "MiB",
+        "projector peak RSS during rebuild",
+    );
+    for table in Store::projection_tables() {
+        anyhow::ensure!(
+            store.checksum(table).await? == rebuilt.checksum(table).await?,
+            "rebuild differs from ingest in {table}"
+        );
+    }
+    drop(rebuilt);
+
+    // 5. Collector publish path and unchanged re-scan (child process, fake source).
+    let me = std::env::current_exe()?;
+    let out = Command::new(&me)
+        .args(["collector-child", &n.to_string(), &unique("coll")])
+        .stderr(Stdio::inherit())
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "collector child failed");
+    let c: Value = serde_json::from_slice(&out.stdout)?;
+    r.record(
+        "collector_publish",
+        c["publish_rate"].as_f64().unwrap_or(f64::NAN),
+        "resources/s",
+        "collector publish path (fake source → envelopes, hashing, change detection, publish)",
+    );
+    r.record(
+        "collector_rss",
+        c["peak_rss_mib"].as_f64().unwrap_or(f64::NAN),
+        "MiB",
+        &format!("collector peak RSS ({n} resources, new then unchanged)"),
+    );
+    let out = Command::new(&me)
+        .args(["collector-child", &rescan_n.to_string(), &unique("scan")])
+        .stderr(Stdio::inherit())
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "collector child failed");
+    let c: Value = serde_json::from_slice(&out.stdout)?;
+    r.record(
+        "rescan_seconds",
+        c["rescan_seconds"].as_f64().unwrap_or(f64::NAN),
+        "s",
+        &format!("unchanged re-scan of {rescan_n} resources, wall time"),
+    );
+    r.record(
+        "rescan_messages",
+        c["rescan_messages_added"].as_f64().unwrap_or(f64::NAN),
+        "messages",
+        "messages the unchanged re-scan added to the stream",
+    );
+    r.record(
+        "rescan_resource_events",
+        c["rescan_resource_events_added"]
+            .as_f64()
+            .unwrap_or(f64::NAN),
+        "messages",
+        "resource events among them (must be 0)",
+    );
+
+    // 6. API against the ingested table, 32 concurrent clients; pgbench on the same SQL.
+    let addr = free_addr();
+    let api = service(
+        "api",
+        &prefix,
+        &db_url,
+        &[("INVENTORY_API_ADDR", addr.to_string())],
+    )?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let url = format!("http://{addr}/api/v1/aws/instances?state=stopped&limit=100");
+    let ready = Instant::now();
+    while client
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            ready.elapsed() < Duration::from_secs(30),
+            "api did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let per_client = if quick { 100 } else { 300 };
+    let latencies = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (client, url, latencies) = (client.clone(), url.clone(), latencies.clone());
+        tasks.spawn(async move {
+            let mut mine = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let s = Instant::now();
+                let resp = client.get(&url).send().await.expect("api request");
+                assert_eq!(resp.status().as_u16(), 200);
+                let body = resp.bytes().await.expect("body");
+                assert!(body.len() > 1000);
+                mine.push(s.elapsed());
+            }
+            latencies.lock().await.extend(mine);
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done?;
+    }
+    let elapsed = t.elapsed();
+    let mut lat = latencies.lock().await.clone();
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    r.record(
+        "api_rps",
+        rate(lat.len(), elapsed),
+        "requests/s",
+        "API, GET /api/v1/aws/instances?state=stopped&limit=100, 32 clients",
+    );
+    r.record("api_p50", pct(0.50), "ms", "API p50 latency");
+    r.record("api_p99", pct(0.99), "ms", "API p99 latency");
+    r.record("api_rss", stop(api).await, "MiB", "API peak RSS");
+    let sql = "SELECT to_jsonb(t) - 'raw' - 'seq', t.account_id, t.region, t.instance_id FROM aws_instance t \
+               WHERE t.deleted_at IS NULL AND t.state::text = 'stopped' ORDER BY t.account_id, t.region, t.instance_id LIMIT 101;\n";
+    let script = std::env::temp_dir().join(format!("{}.sql", unique("pgbench")));
+    std::fs::write(&script, sql)?;
+    let pg = Command::new(env("PGBENCH")?)
+        .args([
+            "-n",
+            "-c",
+            "32",
+            "-j",
+            "2",
+            "-T",
+            if quick { "5" } else { "15" },
+            "-M",
+            "prepared",
+            "-f",
+        ])
+        .arg(&script)
+        .arg(&db_url)
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&pg.stdout);
+    let tps = text
+        .lines()
+        .find(|l| l.starts_with("tps"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse::<f64>().ok())
+        .with_context(|| {
+            format!(
+                "pgbench said: {text}{}",
+                String::from_utf8_lossy(&pg.stderr)
+            )
+        })?;
+    r.record(
+        "pgbench_tps",
+        tps,
+        "queries/s",
+        "pgbench, the same SQL, 32 clients",
+    );
+
+    // Ratios and budget.
+    let ratio = |a: &str, b: &str| r.value(a) / r.value(b);
+    let budget = [
+        (
+            "ingest new / raw upsert new",
+            ratio("ingest_new", "raw_upsert_new"),
+            ">= 0.8",
+        ),
+        (
+            "ingest changed / raw upsert changed",
+            ratio("ingest_changed", "raw_upsert_changed"),
+            ">= 0.8",
+        ),
+        (
+            "collector publish / raw publish",
+            ratio("collector_publish", "raw_publish"),
+            ">= 0.8",
+        ),
+        (
+            "rebuild / ingest (changed)",
+            ratio("rebuild", "ingest_changed"),
+            ">= 0.8",
+        ),
+        (
+            "API throughput / pgbench",
+            ratio("api_rps", "pgbench_tps"),
+            ">= 0.8",
+        ),
+    ];
+    for (name, value, target) in budget {
+        let met = value >= 0.8;
+        r.lines.push(format!(
+            "| {name} | {value:.2} | {target} | {} |",
+            if met { "met" } else { "**not met**" }
+        ));
+        r.figures.insert(format!("ratio: {name}"), json!(value));
+    }
+    let absolute = [
+        (
+            "API p99",
+            r.value("api_p99"),
+            "< 10 ms",
+            r.value("api_p99") < 10.0,
+        ),
+        (
+            "projector RSS",
+            r.value("projector_rss"),
+            "< 100 MiB",
+            r.value("projector_rss") < 100.0,
+        ),
+        (
+            "collector RSS",
+            r.value("collector_rss"),
+            "< 200 MiB",
+            r.value("collector_rss") < 200.0,
+        ),
+        (
+            "re-scan resource events",
+            r.value("rescan_resource_events"),
+            "0",
+            r.value("rescan_resource_events") == 0.0,
+        ),
+    ];
+    for (name, value, target, met) in absolute {
+        r.lines.push(format!(
+            "| {name} | {value:.1} | {target} | {} |",
+            if met { "met" } else { "**not met**" }
+        ));
+    }
+    write_report(&r, quick, n, rescan_n, started).await
+}
+
+async fn write_report(
+    r: &Results,
+    quick: bool,
+    n: usize,
+    rescan_n: usize,
+    started: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0 / 1024.0)
+        .unwrap_or(0.0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let nats = std::env::var("NATS_SERVER_VERSION").unwrap_or_default();
+    let pg = std::env::var("POSTGRES_VERSION").unwrap_or_default();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf();
+    std::fs::create_dir_all(root.join("target/bench"))?;
+    let results = json!({
+        "date": started.to_rfc3339(),
+        "quick": quick,
+        "events": n,
+        "machine": {"cores": cores, "memory_gib": mem, "cpu": cpu, "nats_server": nats, "postgres": pg},
+        "figures": r.figures,
+    });
+    std::fs::write(
+        root.join("target/bench/results.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    let mut md = String::new();
+    md.push_str("# Benchmarks\n\n");
+    md.push_str(&format!(
+        "Written by `make bench{}` on {} — {cores} cores ({cpu}), {mem:.1} GiB memory, nats-server {nats}, PostgreSQL {pg}. \
+         Every ratio compares two figures measured in this same run; servers are throwaway, on loopback, sharing the cores with the measured process.\n\n",
+        if quick { " -- --quick" } else { "" },
+        started.format("%Y-%m-%d %H:%M UTC"),
+    ));
+    md.push_str(&format!("Events: {n} instance events per pass (payload ≈ {:.0} bytes as JSON); re-scan: {rescan_n} resources.\n\n", r.value("message_bytes")));
+    md.push_str("## Budget\n\n| what | measured | budget | |\n|---|---|---|---|\n");
+    for l in &r.lines {
+        md.push_str(l);
+        md.push('\n');
+    }
+    md.push_str("\n## Figures\n\n| figure | value |\n|---|---|\n");
+    for f in r.figures.values() {
+        if let (Some(label), Some(v), Some(u)) =
+            (f["label"].as_str(), f["value"].as_f64(), f["unit"].as_str())
+        {
+            md.push_str(&format!("| {label} | {v:.1} {u} |\n"));
+        }
+    }
+    let notes = root.join("docs/benchmarks-notes.md");
+    if let Ok(extra) = std::fs::read_to_string(&notes) {
+        md.push('\n');
+        md.push_str(&extra);
+    }
+    std::fs::write(root.join("docs/benchmarks.md"), md)?;
+    eprintln!("wrote docs/benchmarks.md and target/bench/results.json");
+    Ok(())
+}
