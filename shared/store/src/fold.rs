@@ -198,17 +198,17 @@ fn owner_params<'a>(changes: impl Iterator<Item = &'a ResourceChange> + Clone) -
     ]
 }
 
+fn row_key(kind: &KindDef, r: &tokio_postgres::Row) -> Key {
+    let account: String = r.get(0);
+    if kind.regional {
+        (account, r.get(1), r.get(2))
+    } else {
+        (account, String::new(), r.get(1))
+    }
+}
+
 fn returned_keys(kind: &KindDef, rows: &[tokio_postgres::Row]) -> HashSet<Key> {
-    rows.iter()
-        .map(|r| {
-            let account: String = r.get(0);
-            if kind.regional {
-                (account, r.get(1), r.get(2))
-            } else {
-                (account, String::new(), r.get(1))
-            }
-        })
-        .collect()
+    rows.iter().map(|r| row_key(kind, r)).collect()
 }
 
 /// The resource events of one kind in a batch, reduced per resource to what
@@ -466,10 +466,25 @@ impl Store {
             .iter()
             .filter(|(_, c)| applied.contains(&key_of(c)))
             .collect();
+        // A row that is new has no links yet: only updated rows need theirs cleared
+        // (on a bulk load or a rebuild, that is none).
+        let key_len = if kind.regional { 3 } else { 2 };
+        let inserted: HashSet<Key> = rows
+            .iter()
+            .filter(|r| r.get::<_, bool>(key_len))
+            .map(|r| row_key(kind, r))
+            .collect();
+        let updated: Vec<&ResourceChange> = applied
+            .iter()
+            .map(|u| u.1)
+            .filter(|c| !inserted.contains(&key_of(c)))
+            .collect();
         for (i, link) in sql.owned_links.iter().enumerate() {
-            let stmt = tx.prepare_cached(&link.clear).await?;
-            tx.execute(&stmt, &refs(&owner_params(applied.iter().map(|u| u.1))))
-                .await?;
+            if !updated.is_empty() {
+                let stmt = tx.prepare_cached(&link.clear).await?;
+                tx.execute(&stmt, &refs(&owner_params(updated.iter().copied())))
+                    .await?;
+            }
             let declared: Vec<(u64, &ResourceChange, &String)> = applied
                 .iter()
                 .filter_map(|(seq, c)| {

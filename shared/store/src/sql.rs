@@ -9,7 +9,8 @@ use inventory_model::KindDef;
 /// Statements of one kind. Parameter order is documented on each field.
 pub(crate) struct KindSql {
     /// Arrays: key columns…, data columns…, tags, raw, content_hash, observed_at,
-    /// scan_id, seq. Returns the key of every row it changed (the event was newer).
+    /// scan_id, seq. Returns the key of every row it changed (the event was newer)
+    /// and whether the row is new (`xmax = 0`: inserted, not updated).
     pub upsert: String,
     /// Arrays: key columns…, observed_at, scan_id, seq. Returns the keys it changed.
     pub delete: String,
@@ -86,7 +87,7 @@ impl KindSql {
             "INSERT INTO {table} AS t ({data}, first_seen_at, last_seen_at, scan_id, seq) \
              SELECT {data}, observed_at, observed_at, scan_id, seq FROM {unnest} \
              ON CONFLICT ({keys}) DO UPDATE SET {updates} \
-             WHERE t.seq < EXCLUDED.seq RETURNING {ret}",
+             WHERE t.seq < EXCLUDED.seq RETURNING {ret}, (t.xmax = 0)",
             data = data.join(", "),
             unnest = unnest(&cols),
             keys = keys.join(", "),
