@@ -137,16 +137,18 @@ CREATE INDEX aws_instance_subnet_idx ON aws_instance (subnet_id);
 CREATE INDEX aws_instance_state_idx ON aws_instance (state);
 
 -- Link tables are keyed by natural ids, so a link is right whichever side's event
--- arrives first. The declaring (owner) side's events rewrite its links.
+-- arrives first. The declaring (owner) side's events rewrite its links. Both
+-- indexes lead with a resource id, so a lookup by either side is an index lookup
+-- whatever the planner's statistics say (account and region rarely narrow).
 CREATE TABLE l_aws_region_to_vpc (
     account_id   text NOT NULL,
     region       text NOT NULL,
     region_name  text NOT NULL,
     vpc_id       text NOT NULL,
     seq          bigint NOT NULL,
-    PRIMARY KEY (account_id, region, region_name, vpc_id)
+    PRIMARY KEY (region_name, vpc_id, account_id, region)
 );
-CREATE INDEX l_aws_region_to_vpc_b_idx ON l_aws_region_to_vpc (account_id, region, vpc_id);
+CREATE INDEX l_aws_region_to_vpc_b_idx ON l_aws_region_to_vpc (vpc_id, account_id, region);
 
 CREATE TABLE l_aws_vpc_to_subnet (
     account_id  text NOT NULL,
@@ -154,9 +156,9 @@ CREATE TABLE l_aws_vpc_to_subnet (
     vpc_id      text NOT NULL,
     subnet_id   text NOT NULL,
     seq         bigint NOT NULL,
-    PRIMARY KEY (account_id, region, vpc_id, subnet_id)
+    PRIMARY KEY (vpc_id, subnet_id, account_id, region)
 );
-CREATE INDEX l_aws_vpc_to_subnet_b_idx ON l_aws_vpc_to_subnet (account_id, region, subnet_id);
+CREATE INDEX l_aws_vpc_to_subnet_b_idx ON l_aws_vpc_to_subnet (subnet_id, account_id, region);
 
 CREATE TABLE l_aws_vpc_to_instance (
     account_id   text NOT NULL,
@@ -164,9 +166,9 @@ CREATE TABLE l_aws_vpc_to_instance (
     vpc_id       text NOT NULL,
     instance_id  text NOT NULL,
     seq          bigint NOT NULL,
-    PRIMARY KEY (account_id, region, vpc_id, instance_id)
+    PRIMARY KEY (vpc_id, instance_id, account_id, region)
 );
-CREATE INDEX l_aws_vpc_to_instance_b_idx ON l_aws_vpc_to_instance (account_id, region, instance_id);
+CREATE INDEX l_aws_vpc_to_instance_b_idx ON l_aws_vpc_to_instance (instance_id, account_id, region);
 
 CREATE TABLE l_aws_instance_to_subnet (
     account_id   text NOT NULL,
@@ -174,6 +176,6 @@ CREATE TABLE l_aws_instance_to_subnet (
     instance_id  text NOT NULL,
     subnet_id    text NOT NULL,
     seq          bigint NOT NULL,
-    PRIMARY KEY (account_id, region, instance_id, subnet_id)
+    PRIMARY KEY (instance_id, subnet_id, account_id, region)
 );
-CREATE INDEX l_aws_instance_to_subnet_b_idx ON l_aws_instance_to_subnet (account_id, region, subnet_id);
+CREATE INDEX l_aws_instance_to_subnet_b_idx ON l_aws_instance_to_subnet (subnet_id, account_id, region);

@@ -23,7 +23,7 @@ use inventory_model::catalogue::AWS_INSTANCE;
 use inventory_model::{
     CollectRequest, Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash,
 };
-use inventory_store::{BatchItem, ResourceChange, Store};
+use inventory_store::{BatchItem, Filter, ListQuery, ResourceChange, Store};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -553,8 +553,18 @@ async fn main() -> anyhow::Result<()> {
     r.record("api_p50", pct(0.50), "ms", "API p50 latency");
     r.record("api_p99", pct(0.99), "ms", "API p99 latency");
     r.record("api_rss", stop(api).await, "MiB", "API peak RSS");
-    let sql = "SELECT to_jsonb(t) - 'raw' - 'seq', t.account_id, t.region, t.instance_id FROM aws_instance t \
-               WHERE t.deleted_at IS NULL AND t.state::text = 'stopped' ORDER BY t.account_id, t.region, t.instance_id LIMIT 101;\n";
+    // Exactly the statement the API ran for that request, parameters inlined.
+    let sql = Store::list_sql_inlined(&ListQuery {
+        kind: &AWS_INSTANCE,
+        filters: vec![Filter {
+            column: "state".into(),
+            value: "stopped".into(),
+        }],
+        include_deleted: false,
+        cursor: None,
+        limit: 100,
+        via: None,
+    })? + ";\n";
     let script = std::env::temp_dir().join(format!("{}.sql", unique("pgbench")));
     std::fs::write(&script, sql)?;
     let pg = Command::new(env("PGBENCH")?)

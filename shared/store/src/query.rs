@@ -92,94 +92,119 @@ fn decode_cursor(cursor: &str, n: usize) -> Result<Vec<String>, StoreError> {
     Ok(keys)
 }
 
+/// The statement a list runs and its text parameters (the last parameter, the
+/// limit, is added by the caller).
+fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
+    let kind = q.kind;
+    let keys = key_columns(kind);
+    let mut params: Vec<String> = Vec::new();
+    // Items: the row's columns without the raw payload and the sequence (the raw
+    // payload is the bulk of a row; a list never reads it).
+    let item_columns: Vec<String> = keys
+        .iter()
+        .copied()
+        .chain(kind.columns.iter().map(|c| c.name))
+        .chain([
+            "tags",
+            "content_hash",
+            "first_seen_at",
+            "last_seen_at",
+            "deleted_at",
+            "scan_id",
+        ])
+        .map(|c| format!("'{c}', t.{c}"))
+        .collect();
+    let mut sql = format!(
+        "SELECT jsonb_build_object({}), {} FROM {} t",
+        item_columns.join(", "),
+        keys.iter()
+            .map(|k| format!("t.{k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        kind.table
+    );
+    let mut preds: Vec<String> = Vec::new();
+    if let Some(via) = &q.via {
+        let child_col = if via.link.a_kind == kind.name {
+            via.link.a_column
+        } else {
+            via.link.b_column
+        };
+        let parent_col = if via.link.a_kind == via.parent.name {
+            via.link.a_column
+        } else {
+            via.link.b_column
+        };
+        let region_join = if kind.regional {
+            " AND l.region = t.region"
+        } else {
+            ""
+        };
+        sql.push_str(&format!(
+            " JOIN {} l ON l.account_id = t.account_id{region_join} AND l.{child_col} = t.{}",
+            via.link.table, kind.id_column
+        ));
+        params.push(via.parent_id.clone());
+        preds.push(format!("l.{parent_col} = ${}", params.len()));
+    }
+    if !q.include_deleted {
+        preds.push("t.deleted_at IS NULL".into());
+    }
+    // Sorted, so that one set of filters is one statement (prepared once).
+    let mut filters: Vec<&Filter> = q.filters.iter().collect();
+    filters.sort_by(|a, b| (&a.column, &a.value).cmp(&(&b.column, &b.value)));
+    for f in filters {
+        let (col, ty) = filterable(kind)
+            .find(|(c, _)| *c == f.column)
+            .ok_or_else(|| StoreError::UnknownColumn {
+                kind: kind.name.into(),
+                column: f.column.clone(),
+            })?;
+        params.push(f.value.clone());
+        // Text in, the column's type on the server: values must parse as it
+        // (the API checks with `parses_as`).
+        let cast = match ty {
+            ColumnType::Text => String::new(),
+            other => format!("::{}", other.sql()),
+        };
+        preds.push(format!("t.{col} = ${}{cast}", params.len()));
+    }
+    if let Some(cursor) = &q.cursor {
+        let after = decode_cursor(cursor, keys.len())?;
+        let first = params.len() + 1;
+        params.extend(after);
+        preds.push(format!(
+            "({}) > ({})",
+            keys.iter()
+                .map(|k| format!("t.{k}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (first..first + keys.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !preds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&preds.join(" AND "));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {} LIMIT ${}",
+        keys.iter()
+            .map(|k| format!("t.{k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        params.len() + 1
+    ));
+    Ok((sql, params))
+}
+
 impl Store {
     /// One page of a kind, optionally through a link from a parent resource.
     pub async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
-        let kind = q.kind;
-        let keys = key_columns(kind);
-        let mut params: Vec<String> = Vec::new();
-        let mut sql = format!(
-            "SELECT to_jsonb(t) - 'raw' - 'seq', {} FROM {} t",
-            keys.iter()
-                .map(|k| format!("t.{k}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            kind.table
-        );
-        let mut preds: Vec<String> = Vec::new();
-        if let Some(via) = &q.via {
-            let child_col = if via.link.a_kind == kind.name {
-                via.link.a_column
-            } else {
-                via.link.b_column
-            };
-            let parent_col = if via.link.a_kind == via.parent.name {
-                via.link.a_column
-            } else {
-                via.link.b_column
-            };
-            let region_join = if kind.regional {
-                " AND l.region = t.region"
-            } else {
-                ""
-            };
-            sql.push_str(&format!(
-                " JOIN {} l ON l.account_id = t.account_id{region_join} AND l.{child_col} = t.{}",
-                via.link.table, kind.id_column
-            ));
-            params.push(via.parent_id.clone());
-            preds.push(format!("l.{parent_col} = ${}", params.len()));
-        }
-        if !q.include_deleted {
-            preds.push("t.deleted_at IS NULL".into());
-        }
-        // Sorted, so that one set of filters is one statement (prepared once).
-        let mut filters: Vec<&Filter> = q.filters.iter().collect();
-        filters.sort_by(|a, b| (&a.column, &a.value).cmp(&(&b.column, &b.value)));
-        for f in filters {
-            let (col, ty) = filterable(kind)
-                .find(|(c, _)| *c == f.column)
-                .ok_or_else(|| StoreError::UnknownColumn {
-                    kind: kind.name.into(),
-                    column: f.column.clone(),
-                })?;
-            params.push(f.value.clone());
-            // Text in, the column's type on the server: values must parse as it
-            // (the API checks with `parses_as`).
-            let cast = match ty {
-                ColumnType::Text => String::new(),
-                other => format!("::{}", other.sql()),
-            };
-            preds.push(format!("t.{col} = ${}{cast}", params.len()));
-        }
-        if let Some(cursor) = &q.cursor {
-            let after = decode_cursor(cursor, keys.len())?;
-            let first = params.len() + 1;
-            params.extend(after);
-            preds.push(format!(
-                "({}) > ({})",
-                keys.iter()
-                    .map(|k| format!("t.{k}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                (first..first + keys.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !preds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&preds.join(" AND "));
-        }
-        sql.push_str(&format!(
-            " ORDER BY {} LIMIT ${}",
-            keys.iter()
-                .map(|k| format!("t.{k}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            params.len() + 1
-        ));
+        let keys = key_columns(q.kind);
+        let (sql, params) = list_statement(q)?;
         let limit = (q.limit + 1) as i64;
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
@@ -200,6 +225,23 @@ impl Store {
             items,
             next: more.then(|| encode_cursor(&last_keys)),
         })
+    }
+
+    /// The SQL a list runs with its parameters written in as literals, for
+    /// benchmarks and EXPLAIN (e.g. pgbench running exactly what the API runs).
+    pub fn list_sql_inlined(q: &ListQuery) -> Result<String, StoreError> {
+        let (mut sql, params) = list_statement(q)?;
+        let limit = format!("{}", q.limit + 1);
+        let literals: Vec<String> = params
+            .iter()
+            .map(|p| format!("'{}'", p.replace('\'', "''")))
+            .chain([limit])
+            .collect();
+        // Highest numbers first, so that $1 does not match the start of $10.
+        for (i, lit) in literals.iter().enumerate().rev() {
+            sql = sql.replace(&format!("${}", i + 1), lit);
+        }
+        Ok(sql)
     }
 
     /// Look a resource up by id, optionally narrowed by account and region.
@@ -293,6 +335,27 @@ mod tests {
             decode_cursor(&encode_cursor(&nul), 3),
             Err(StoreError::BadCursor)
         ));
+    }
+
+    #[test]
+    fn inlined_list_sql_has_no_placeholders_left() {
+        let q = ListQuery {
+            kind: inventory_model::kind_by_name("aws", "instance").unwrap(),
+            filters: vec![Filter {
+                column: "state".into(),
+                value: "it's".into(),
+            }],
+            include_deleted: false,
+            cursor: None,
+            limit: 100,
+            via: None,
+        };
+        let sql = Store::list_sql_inlined(&q).unwrap();
+        assert!(
+            sql.contains("t.state = 'it''s'") && sql.ends_with("LIMIT 101"),
+            "{sql}"
+        );
+        assert!(!sql.contains('$') && !sql.contains("'raw'"), "{sql}");
     }
 
     #[test]
