@@ -60,6 +60,13 @@ fn kind(source: &str, plural: &str) -> Result<&'static KindDef, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("unknown collection /{source}/{plural}")))
 }
 
+/// `{"items": [...], "next": ...}` with the items' JSON text passed through.
+#[derive(serde::Serialize)]
+struct PageBody<'a> {
+    items: &'a [Box<serde_json::value::RawValue>],
+    next: Option<&'a str>,
+}
+
 /// Paging and filter parameters common to every list.
 struct ListParams {
     filters: Vec<Filter>,
@@ -191,7 +198,10 @@ async fn page(
             via,
         })
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"items": page.items, "next": page.next})))
+    Ok(HttpResponse::Ok().json(PageBody {
+        items: &page.items,
+        next: page.next.as_deref(),
+    }))
 }
 
 /// Find one resource by id; `account_id` / `region` parameters narrow ambiguous ids.

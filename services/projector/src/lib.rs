@@ -150,17 +150,18 @@ impl Projector {
         let mut fresh = true;
         tracing::info!(projection = name, checkpoint, "projector started");
         let mut folded: u64 = 0;
-        // The next batch is fetched while the current one is applied.
-        let mut prefetched: Option<Vec<Delivery>> = None;
+        // The next batch is fetched and decoded (on a blocking thread) while the
+        // current one is applied.
+        let mut prefetched: Option<Decoded> = None;
         loop {
             let batch = match prefetched.take() {
                 Some(d) => Ok(d),
                 None => tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    batch = consumer.fetch(self.settings.batch_size, self.settings.fetch_wait) => batch,
+                    batch = self.fetch_decoded(&consumer) => batch,
                 },
             };
-            let deliveries = match batch {
+            let (deliveries, items) = match batch {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(projection = name, error = %e, "fetch failed; retrying");
@@ -185,14 +186,14 @@ impl Projector {
             }
             fresh = false;
             let (applied, next) = tokio::join!(
-                self.apply(&deliveries, &shutdown),
-                consumer.fetch(self.settings.batch_size, self.settings.fetch_wait)
+                self.apply(&deliveries, items, &shutdown),
+                self.fetch_decoded(&consumer)
             );
             let Some(outcome) = applied else {
                 break;
             };
             match next {
-                Ok(next) if !next.is_empty() => prefetched = Some(next),
+                Ok(next) if !next.0.is_empty() => prefetched = Some(next),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(projection = name, error = %e, "prefetch failed"),
             }
@@ -229,12 +230,9 @@ impl Projector {
     async fn apply(
         &self,
         deliveries: &[Delivery],
+        items: Vec<BatchItem>,
         shutdown: &CancellationToken,
     ) -> Option<BatchOutcome> {
-        let items: Vec<BatchItem> = deliveries
-            .iter()
-            .map(|d| to_item(d.seq, &d.subject, &d.payload, d.headers()))
-            .collect();
         let mut backoff = Duration::from_millis(200);
         loop {
             match self.store.apply_batch(&self.settings.name, &items).await {
@@ -267,7 +265,34 @@ impl Projector {
     }
 }
 
+/// A fetched batch and its messages turned into batch items.
+type Decoded = (Vec<Delivery>, Vec<BatchItem>);
+
 impl Projector {
+    /// Fetch a batch and decode it off the async threads (JSON decoding and
+    /// projection are the projector's CPU work).
+    async fn fetch_decoded(
+        &self,
+        consumer: &inventory_bus::EventConsumer,
+    ) -> Result<Decoded, inventory_bus::BusError> {
+        let deliveries = consumer
+            .fetch(self.settings.batch_size, self.settings.fetch_wait)
+            .await?;
+        if deliveries.is_empty() {
+            return Ok((deliveries, Vec::new()));
+        }
+        let decoded = tokio::task::spawn_blocking(move || {
+            let items = deliveries
+                .iter()
+                .map(|d| to_item(d.seq, &d.subject, &d.payload, d.headers()))
+                .collect();
+            (deliveries, items)
+        })
+        .await
+        .expect("decoding does not panic");
+        Ok(decoded)
+    }
+
     /// Apply a batch event by event; an event the database rejects (bad data, not
     /// unavailability) becomes a dead letter, so it cannot block the stream.
     async fn apply_isolating(

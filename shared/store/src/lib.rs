@@ -45,6 +45,8 @@ pub enum StoreError {
     BadCursor,
     #[error("unknown kind {0}")]
     UnknownKind(String),
+    #[error("the database returned malformed json: {0}")]
+    Corrupt(String),
 }
 
 impl StoreError {

@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use inventory_model::{ColumnType, KINDS, KindDef, LinkDef};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::sql::key_columns;
 use crate::{Store, StoreError};
@@ -35,9 +36,11 @@ pub struct ListQuery {
     pub via: Option<Via>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A page of items. Items are JSON text as PostgreSQL built it, passed through to
+/// clients without being parsed and serialized again.
+#[derive(Debug)]
 pub struct Page {
-    pub items: Vec<Value>,
+    pub items: Vec<Box<RawValue>>,
     pub next: Option<String>,
 }
 
@@ -115,7 +118,7 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         .map(|c| format!("'{c}', t.{c}"))
         .collect();
     let mut sql = format!(
-        "SELECT jsonb_build_object({}), {} FROM {} t",
+        "SELECT jsonb_build_object({})::text, {} FROM {} t",
         item_columns.join(", "),
         keys.iter()
             .map(|k| format!("t.{k}"))
@@ -218,7 +221,9 @@ impl Store {
         let mut items = Vec::with_capacity(rows.len().min(q.limit));
         let mut last_keys = Vec::new();
         for row in rows.iter().take(q.limit) {
-            items.push(row.get::<_, Value>(0));
+            let text: String = row.get(0);
+            items
+                .push(RawValue::from_string(text).map_err(|e| StoreError::Corrupt(e.to_string()))?);
             last_keys = (1..=keys.len()).map(|i| row.get::<_, String>(i)).collect();
         }
         Ok(Page {
