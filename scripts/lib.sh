@@ -143,3 +143,27 @@ aws_credentials_present() {
     || [ -n "${AWS_CONTAINER_CREDENTIALS_RELATIVE_URI:-}" ] || [ -n "${AWS_CONTAINER_CREDENTIALS_FULL_URI:-}" ] \
     || [ -f "${AWS_SHARED_CREDENTIALS_FILE:-$HOME/.aws/credentials}" ] || [ -f "${AWS_CONFIG_FILE:-$HOME/.aws/config}" ]
 }
+
+# Throwaway nats-server (JetStream) and PostgreSQL on free loopback ports for
+# tests and benchmarks; exports INVENTORY_TEST_NATS_URL and
+# INVENTORY_TEST_DATABASE_URL and removes everything on exit.
+start_throwaway_servers() {
+  ensure_nats
+  ensure_postgres
+  THROWAWAY="$(mktemp -d /tmp/inventory-servers.XXXXXX)"; chmod 755 "$THROWAWAY"
+  NATS_PID=""
+  trap 'stop_throwaway_servers' EXIT
+  local nats_port pg_port
+  nats_port="$(free_port)"
+  start_nats "$THROWAWAY/nats" "$nats_port" "$(free_port)" "$ROOT/nats/test-server.conf"
+  pg_port="$(free_port)"
+  start_postgres "$THROWAWAY/pg" "$pg_port" fast
+  export INVENTORY_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
+  export INVENTORY_TEST_DATABASE_URL="postgres://inventory@127.0.0.1:$pg_port/postgres"
+}
+
+stop_throwaway_servers() {
+  if [ -n "${NATS_PID:-}" ]; then kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null || true; fi
+  stop_postgres
+  rm -rf "${THROWAWAY:-/nonexistent}"
+}

@@ -6,26 +6,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-ensure_nats
-ensure_postgres
 ensure_moto
-
-TMP="$(mktemp -d /tmp/inventory-test.XXXXXX)"; chmod 755 "$TMP"
-NATS_PID=""
-cleanup() {
-  [ -n "$NATS_PID" ] && kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null || true
-  stop_postgres
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-nats_port="$(free_port)"
-start_nats "$TMP/nats" "$nats_port" "$(free_port)" "$ROOT/nats/test-server.conf"
-pg_port="$(free_port)"
-start_postgres "$TMP/pg" "$pg_port" fast
-
-export INVENTORY_TEST_NATS_URL="nats://127.0.0.1:$nats_port"
-export INVENTORY_TEST_DATABASE_URL="postgres://inventory@127.0.0.1:$pg_port/postgres"
+start_throwaway_servers
 export INVENTORY_TEST_MOTO_SERVER="$MOTO_SERVER"
 
 # the CLI test runs the real binary

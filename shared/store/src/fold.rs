@@ -179,6 +179,21 @@ fn key_params<'a>(
     p
 }
 
+/// Arrays observed_at, scan_id, seq of versioned changes (the tail of the upsert
+/// and delete parameters).
+fn event_params(items: &[(u64, &ResourceChange)]) -> [Param; 3] {
+    [
+        Box::new(items.iter().map(|(_, c)| c.observed_at).collect::<Vec<_>>()),
+        Box::new(
+            items
+                .iter()
+                .map(|(_, c)| c.scan_id.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(items.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>()),
+    ]
+}
+
 /// Arrays (account_id, region or '', id) of link owners.
 fn owner_params<'a>(changes: impl Iterator<Item = &'a ResourceChange> + Clone) -> Vec<Param> {
     vec![
@@ -447,18 +462,7 @@ impl Store {
         params.push(Box::new(tags));
         params.push(Box::new(raw));
         params.push(Box::new(hash));
-        params.push(Box::new(
-            changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
-        ));
-        params.push(Box::new(
-            changes
-                .clone()
-                .map(|c| c.scan_id.clone())
-                .collect::<Vec<_>>(),
-        ));
-        params.push(Box::new(
-            ups.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
-        ));
+        params.extend(event_params(ups));
         let stmt = tx.prepare_cached(&sql.upsert).await?;
         let rows = tx.query(&stmt, &refs(&params)).await?;
         let applied = returned_keys(kind, &rows);
@@ -519,18 +523,7 @@ impl Store {
         let sql = self.kind_sql(kind);
         let changes = dels.iter().map(|(_, c)| *c);
         let mut params = key_params(kind, changes.clone());
-        params.push(Box::new(
-            changes.clone().map(|c| c.observed_at).collect::<Vec<_>>(),
-        ));
-        params.push(Box::new(
-            changes
-                .clone()
-                .map(|c| c.scan_id.clone())
-                .collect::<Vec<_>>(),
-        ));
-        params.push(Box::new(
-            dels.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
-        ));
+        params.extend(event_params(dels));
         let stmt = tx.prepare_cached(&sql.delete).await?;
         let rows = tx.query(&stmt, &refs(&params)).await?;
         let applied = returned_keys(kind, &rows);
