@@ -13,5 +13,5 @@ start_throwaway_servers
 export INVENTORY_BIN="$ROOT/target/release/inventory"
 export PGBENCH="$PG_BIN/pgbench"
 export NATS_SERVER_VERSION="$("$NATS_SERVER" --version | awk '{print $NF}')"
-export POSTGRES_VERSION="$("$PG_BIN/postgres" --version | awk '{print $NF}') (fsync off)"
+export POSTGRES_VERSION="$("$PG_BIN/postgres" --version | awk '{print $3}') (fsync off)"
 "$ROOT/target/release/bench" "$@"

@@ -596,6 +596,15 @@ async fn main() -> anyhow::Result<()> {
         "pgbench, the same SQL, 32 clients",
     );
 
+    // Ingest over both passes, as the rebuild replays both.
+    let ingest_all = 2.0 / (1.0 / r.value("ingest_new") + 1.0 / r.value("ingest_changed"));
+    r.record(
+        "ingest_all",
+        ingest_all,
+        "events/s",
+        "projector ingest, both passes",
+    );
+
     // Ratios and budget.
     let ratio = |a: &str, b: &str| r.value(a) / r.value(b);
     let budget = [
@@ -615,8 +624,8 @@ async fn main() -> anyhow::Result<()> {
             ">= 0.8",
         ),
         (
-            "rebuild / ingest (changed)",
-            ratio("rebuild", "ingest_changed"),
+            "rebuild / ingest (both passes)",
+            ratio("rebuild", "ingest_all"),
             ">= 0.8",
         ),
         (
