@@ -1,8 +1,11 @@
 //! Handlers. Paths and parameters are the public interface; see README.md.
 
 use actix_web::{HttpResponse, error::QueryPayloadError, web};
-use inventory_model::{KINDS, KindDef, LinkDef, kind_by_plural};
-use inventory_store::{Filter, Found, ListQuery, Via, filterable, parses_as};
+use chrono::{DateTime, Utc};
+use inventory_model::{KINDS, KindDef, LinkDef, json_diff, kind_by_plural};
+use inventory_store::{
+    ChangesQuery, Filter, Found, ListQuery, Point, ResourceKey, Via, filterable, parses_as,
+};
 use serde_json::{Value, json};
 
 use crate::{ApiError, ApiState};
@@ -17,8 +20,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(readyz))
         .service(
             web::scope("/api/v1")
+                .route("/changes", web::get().to(changes))
                 .route("/{source}/{kinds}", web::get().to(list))
                 .route("/{source}/{kinds}/{id}", web::get().to(get))
+                .route("/{source}/{kinds}/{id}/history", web::get().to(history))
+                .route("/{source}/{kinds}/{id}/diff", web::get().to(diff))
                 .route("/{source}/{kinds}/{id}/{children}", web::get().to(nested)),
         )
         .default_service(web::to(|| async {
@@ -73,6 +79,39 @@ struct ListParams {
     include_deleted: bool,
     cursor: Option<String>,
     limit: usize,
+    at: Option<DateTime<Utc>>,
+}
+
+fn parse_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_at",
+                "at must be an RFC 3339 time, e.g. 2026-11-23T10:00:00Z",
+            )
+        })
+}
+
+fn parse_limit(value: &str) -> Result<usize, ApiError> {
+    value
+        .parse()
+        .ok()
+        .filter(|l| (1..=MAX_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_limit",
+                format!("limit must be an integer from 1 to {MAX_LIMIT}"),
+            )
+        })
+}
+
+/// The value of parameter `name`, if given.
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
@@ -122,22 +161,13 @@ fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams
         include_deleted: false,
         cursor: None,
         limit: DEFAULT_LIMIT,
+        at: None,
     };
     for (name, value) in params {
         match name.as_str() {
             "cursor" => out.cursor = Some(value.clone()),
-            "limit" => {
-                out.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_limit",
-                            format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?
-            }
+            "limit" => out.limit = parse_limit(value)?,
+            "at" => out.at = Some(parse_at(value)?),
             "include_deleted" => out.include_deleted = parse_bool(name, value)?,
             column if filterable(kind).any(|(c, _)| c == column) => {
                 let (_, ty) = filterable(kind)
@@ -159,7 +189,7 @@ fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams
                 return Err(ApiError::bad_request(
                     "unknown_filter",
                     format!(
-                        "unknown parameter {other} for {}; filters: {}; paging: cursor, limit, include_deleted",
+                        "unknown parameter {other} for {}; filters: {}; also: cursor, limit, include_deleted, at",
                         kind.plural,
                         known.join(", ")
                     ),
@@ -196,6 +226,7 @@ async fn page(
             cursor: p.cursor,
             limit: p.limit,
             via,
+            at: p.at,
         })
         .await?;
     Ok(HttpResponse::Ok().json(PageBody {
@@ -204,22 +235,26 @@ async fn page(
     }))
 }
 
-/// Find one resource by id; `account_id` / `region` parameters narrow ambiguous ids.
+/// Find one resource by id (as it stood at `at`, if given); `account_id` /
+/// `region` parameters narrow ambiguous ids.
 async fn lookup(
     state: &ApiState,
     kind: &'static KindDef,
     id: &str,
     params: &[(String, String)],
+    at: Option<DateTime<Utc>>,
 ) -> Result<Value, ApiError> {
-    let param = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     // `region` narrows regional kinds only (a region itself has no region).
-    let region = param("region").filter(|_| kind.regional);
+    let region = param(params, "region").filter(|_| kind.regional);
     match state
         .store
-        .get(kind, id, param("account_id"), region)
+        .get(kind, id, param(params, "account_id"), region, at)
         .await?
     {
-        Found::None => Err(ApiError::NotFound(format!("{} {id} not found", kind.name))),
+        Found::None => Err(ApiError::NotFound(match at {
+            None => format!("{} {id} not found", kind.name),
+            Some(t) => format!("{} {id} did not exist at {}", kind.name, t.to_rfc3339()),
+        })),
         Found::One(item) => Ok(item),
         Found::Many(items) => Err(ApiError::Ambiguous {
             message: format!(
@@ -244,19 +279,23 @@ async fn get(
     check_id(&id)?;
     check_params(&params)?;
     let mut include_deleted = false;
+    let mut at = None;
     for (name, value) in params.iter() {
         match name.as_str() {
             "account_id" | "region" => {}
             "include_deleted" => include_deleted = parse_bool(name, value)?,
+            "at" => at = Some(parse_at(value)?),
             other => {
                 return Err(ApiError::bad_request(
                     "unknown_parameter",
-                    format!("unknown parameter {other}; use account_id, region or include_deleted"),
+                    format!(
+                        "unknown parameter {other}; use account_id, region, include_deleted or at"
+                    ),
                 ));
             }
         }
     }
-    let item = lookup(&state, kind, &id, &params).await?;
+    let item = lookup(&state, kind, &id, &params, at).await?;
     if !include_deleted {
         refuse_deleted(kind, &id, &item)?;
     }
@@ -296,7 +335,7 @@ async fn nested(
         .ok_or_else(|| ApiError::NotFound(format!("{plural} have no linked {children}")))?;
     check_id(&id)?;
     let p = list_params(child, &params)?;
-    let parent_item = lookup(&state, parent, &id, &params).await?;
+    let parent_item = lookup(&state, parent, &id, &params, p.at).await?;
     // Links to a deleted resource are history, not inventory.
     refuse_deleted(parent, &id, &parent_item)?;
     // Narrow the children to the parent's account (ids are unique per account).
@@ -315,6 +354,198 @@ async fn nested(
         parent_id: id,
     };
     page(&state, child, p, Some(via)).await
+}
+
+/// Accept only the named parameters (plus `account_id` / `region`, which
+/// narrow an ambiguous id).
+fn only(params: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
+    check_params(params)?;
+    for (name, _) in params {
+        if name != "account_id" && name != "region" && !allowed.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!(
+                    "unknown parameter {name}; use {}, account_id or region",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The resource a history or diff request is about (deleted ones too).
+async fn resource_key(
+    state: &ApiState,
+    kind: &'static KindDef,
+    id: &str,
+    params: &[(String, String)],
+) -> Result<ResourceKey, ApiError> {
+    check_id(id)?;
+    let item = lookup(state, kind, id, params, None).await?;
+    ResourceKey::of(kind, &item)
+        .ok_or_else(|| ApiError::Internal(format!("{} {id} has no complete key", kind.name)))
+}
+
+/// `GET /api/v1/<source>/<kind>/<id>/history`: versions, newest first.
+async fn history(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String, String)>,
+    params: Params,
+) -> Result<HttpResponse, ApiError> {
+    let (source, plural, id) = path.into_inner();
+    let kind = kind(&source, &plural)?;
+    only(&params, &["limit", "cursor"])?;
+    let limit = param(&params, "limit")
+        .map(parse_limit)
+        .transpose()?
+        .unwrap_or(DEFAULT_LIMIT);
+    let before = param(&params, "cursor")
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::bad_request("invalid_cursor", "invalid cursor"))
+        })
+        .transpose()?;
+    let key = resource_key(&state, kind, &id, &params).await?;
+    let mut items = state.store.history(kind, &key, before, limit + 1).await?;
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .and_then(|v| v["seq"].as_u64())
+            .map(|s| s.to_string())
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next": next})))
+}
+
+fn parse_point(name: &str, value: &str) -> Result<Point, ApiError> {
+    value
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_parameter", format!("{name}: {e}")))
+}
+
+/// Version metadata shown around a diff.
+fn version_meta(v: &Value) -> Value {
+    json!({
+        "seq": v["seq"],
+        "change": v["change"],
+        "valid_from": v["valid_from"],
+        "valid_to": v["valid_to"],
+        "scan_id": v["scan_id"],
+        "content_hash": v["content_hash"],
+    })
+}
+
+/// `GET /api/v1/<source>/<kind>/<id>/diff?from=&to=`: what changed in the raw
+/// payload between two versions (default: the last change).
+async fn diff(
+    state: web::Data<ApiState>,
+    path: web::Path<(String, String, String)>,
+    params: Params,
+) -> Result<HttpResponse, ApiError> {
+    let (source, plural, id) = path.into_inner();
+    let kind = kind(&source, &plural)?;
+    only(&params, &["from", "to"])?;
+    let from = param(&params, "from")
+        .map(|v| parse_point("from", v))
+        .transpose()?;
+    let to = param(&params, "to")
+        .map(|v| parse_point("to", v))
+        .transpose()?;
+    let key = resource_key(&state, kind, &id, &params).await?;
+    let store = &state.store;
+    let new = store
+        .version(kind, &key, to, false)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{} {id} has no version at `to`", kind.name)))?;
+    let old = match from {
+        Some(point) => Some(
+            store
+                .version(kind, &key, Some(point), false)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("{} {id} has no version at `from`", kind.name))
+                })?,
+        ),
+        None => {
+            let at = new["seq"].as_u64().map(Point::Seq);
+            store.version(kind, &key, at, true).await?
+        }
+    };
+    let changes = match &old {
+        Some(old) => json_diff(&old["raw"], &new["raw"]),
+        None => json_diff(&Value::Null, &new["raw"]),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "from": old.as_ref().map(version_meta),
+        "to": version_meta(&new),
+        "changes": changes,
+    })))
+}
+
+/// `GET /api/v1/changes`: every change in stream order, resumable by `since`.
+async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpResponse, ApiError> {
+    check_params(&params)?;
+    let mut q = ChangesQuery {
+        limit: DEFAULT_LIMIT,
+        ..Default::default()
+    };
+    let (mut source, mut kind_name) = (None, None);
+    for (name, value) in params.iter() {
+        match name.as_str() {
+            "since" => match parse_point("since", value)? {
+                Point::Seq(s) => q.after_seq = s,
+                Point::Time(t) => q.since = Some(t),
+            },
+            "source" => source = Some(value.as_str()),
+            "kind" => kind_name = Some(value.as_str()),
+            "account_id" => q.account_id = Some(value.clone()),
+            "region" => q.region = Some(value.clone()),
+            "change" => match value.as_str() {
+                "created" | "updated" | "deleted" => q.change = Some(value.clone()),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_parameter",
+                        "change must be created, updated or deleted",
+                    ));
+                }
+            },
+            "limit" => q.limit = parse_limit(value)?,
+            other => {
+                return Err(ApiError::bad_request(
+                    "unknown_parameter",
+                    format!(
+                        "unknown parameter {other}; use since, source, kind, account_id, region, change or limit"
+                    ),
+                ));
+            }
+        }
+    }
+    q.kinds = KINDS
+        .iter()
+        .filter(|k| source.is_none_or(|s| s == k.source))
+        .filter(|k| kind_name.is_none_or(|n| n == k.name || n == k.plural))
+        .copied()
+        .collect();
+    if q.kinds.is_empty() {
+        return Err(ApiError::bad_request(
+            "unknown_kind",
+            format!(
+                "no kind matches source={} kind={}",
+                source.unwrap_or("*"),
+                kind_name.unwrap_or("*")
+            ),
+        ));
+    }
+    let page = state.store.changes(&q).await?;
+    // Resume with since=<next>; an empty page keeps the cursor where it was.
+    let next = page.last_seq.unwrap_or(q.after_seq);
+    Ok(HttpResponse::Ok().json(json!({
+        "items": page.items,
+        "next": next.to_string(),
+    })))
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 use config::Config;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "inventory",

@@ -69,6 +69,8 @@ pub enum CollectError {
         requested: String,
         configured: String,
     },
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -84,6 +86,7 @@ impl CollectError {
             CollectError::Unsupported(_) => "unsupported_kind",
             CollectError::UnknownAccount { .. } => "unknown_account",
             CollectError::Cancelled => "cancelled",
+            CollectError::Internal(_) => "internal",
             CollectError::Request(RequestError::MalformedBody(_)) => "malformed_request",
             CollectError::Request(_) => "unknown_kind",
             CollectError::Bus(_) => "bus_unavailable",

@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use chrono::Utc;
-use inventory_bus::{Bus, StateEntry};
-use inventory_model::{Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash};
+use inventory_bus::Bus;
+use inventory_model::{
+    Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, canonical_json, content_hash_of,
+};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -160,7 +163,7 @@ async fn scan(
     report: &mut ScanReport,
 ) -> Result<(), CollectError> {
     let bus = &ctx.bus;
-    let mut diff = ScopeDiff::new(bus.load_state(kind.source, kind.name, scope).await?);
+    let mut diff = ScopeDiff::new(bus.published_state(kind.source, kind.name, scope).await?);
     let started = envelope(
         kind,
         scope,
@@ -170,65 +173,30 @@ async fn scan(
     );
     bus.publish_events(&[started], trace).await?;
 
-    let mut token = None;
-    loop {
-        if ctx.cancel.is_cancelled() {
-            return Err(CollectError::Cancelled);
-        }
-        let page = ctx
-            .source
-            .page(kind, scope.region.as_deref(), token.take(), ctx.page_size)
-            .await?;
-        report.pages += 1;
-        let observed_at = Utc::now();
-        let mut events = Vec::new();
-        let mut entries = Vec::new();
-        for item in kind.items(&page.body) {
-            let Some(id) = kind.id_of(item) else {
-                return Err(CollectError::Provider {
-                    operation: kind.list.operation.to_owned(),
-                    message: format!("an item has no id at {:?}", kind.id),
-                    retryable: false,
-                });
-            };
-            let hash = content_hash(item);
-            let event_type = match diff.observe(&id, &hash) {
-                Observation::Created => {
-                    report.created += 1;
-                    EventType::ResourceCreated
-                }
-                Observation::Updated => {
-                    report.updated += 1;
-                    EventType::ResourceUpdated
-                }
-                Observation::Unchanged => {
-                    report.unchanged += 1;
-                    continue;
-                }
-                Observation::Repeated => continue,
-            };
-            let mut env = envelope(kind, scope, scan_id, &ctx.request_id, event_type);
-            env.observed_at = observed_at;
-            env.key = Some(id.clone());
-            env.content_hash = Some(hash.clone());
-            env.payload = Some(item.clone());
-            events.push(env);
-            entries.push(StateEntry { id, hash });
-        }
-        if !events.is_empty() {
-            bus.publish_events(&events, trace).await?;
-            bus.put_state(kind.source, kind.name, scope, &entries)
-                .await?;
-        }
-        match page.next {
-            Some(next) if kind.list.paginated => token = Some(next),
-            _ => break,
-        }
-    }
+    // One page is published while the next is fetched; every publish is
+    // acknowledged (or has failed) before the scan goes on or gives up.
+    let mut in_flight = None;
+    let listed = list_pages(
+        ctx,
+        kind,
+        scope,
+        scan_id,
+        trace,
+        report,
+        &mut diff,
+        &mut in_flight,
+    )
+    .await;
+    let published = match in_flight {
+        Some(task) => joined(task).await,
+        None => Ok(()),
+    };
+    listed?;
+    published?;
     report.seen = diff.seen() as u64;
 
     // The listing is complete: its deletions and the completion marker go out
-    // together; the state entries are purged after they are stored.
+    // together.
     let gone = diff.into_deleted();
     let observed_at = Utc::now();
     let mut events: Vec<Envelope> = gone
@@ -258,12 +226,92 @@ async fn scan(
     events.push(completed);
     bus.publish_events(&events, trace).await?;
     report.deleted = gone.len() as u64;
-    if !gone.is_empty() {
-        let ids: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
-        if let Err(e) = bus.delete_state(kind.source, kind.name, scope, &ids).await {
-            // The next scan publishes these deletions again; folding them changes nothing.
-            tracing::warn!(scan_id, error = %e, "could not purge the state of deleted resources");
+    Ok(())
+}
+
+type PublishTask = tokio::task::JoinHandle<Result<(), CollectError>>;
+
+/// Read every page of the listing, publishing each page's changes; the last
+/// page's publish may still be running on return (`in_flight`).
+#[allow(clippy::too_many_arguments)]
+async fn list_pages(
+    ctx: &ScanContext,
+    kind: &'static KindDef,
+    scope: &Scope,
+    scan_id: &str,
+    trace: Option<&str>,
+    report: &mut ScanReport,
+    diff: &mut ScopeDiff,
+    in_flight: &mut Option<PublishTask>,
+) -> Result<(), CollectError> {
+    let bus = &ctx.bus;
+    let mut token = None;
+    loop {
+        if ctx.cancel.is_cancelled() {
+            return Err(CollectError::Cancelled);
+        }
+        let page = ctx
+            .source
+            .page(kind, scope.region.as_deref(), token.take(), ctx.page_size)
+            .await?;
+        let page_next = page.next.clone();
+        report.pages += 1;
+        let observed_at = Utc::now();
+        let mut events: Vec<(Envelope, Bytes)> = Vec::new();
+        for item in kind.items(&page.body) {
+            let Some(id) = kind.id_of(item) else {
+                return Err(CollectError::Provider {
+                    operation: kind.list.operation.to_owned(),
+                    message: format!("an item has no id at {:?}", kind.id),
+                    retryable: false,
+                });
+            };
+            // Serialized once: hashed, then spliced into the envelope as is.
+            let payload = canonical_json(item);
+            let hash = content_hash_of(&payload);
+            let event_type = match diff.observe(&id, &hash) {
+                Observation::Created => {
+                    report.created += 1;
+                    EventType::ResourceCreated
+                }
+                Observation::Updated => {
+                    report.updated += 1;
+                    EventType::ResourceUpdated
+                }
+                Observation::Unchanged => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Observation::Repeated => continue,
+            };
+            let mut env = envelope(kind, scope, scan_id, &ctx.request_id, event_type);
+            env.observed_at = observed_at;
+            env.key = Some(id);
+            env.content_hash = Some(hash);
+            let body = Bytes::from(env.to_bytes_with_payload(&payload));
+            events.push((env, body));
+        }
+        drop(page);
+        if let Some(previous) = in_flight.take() {
+            joined(previous).await?;
+        }
+        if !events.is_empty() {
+            let (bus, trace) = (bus.clone(), trace.map(str::to_owned));
+            *in_flight = Some(tokio::spawn(async move {
+                bus.publish_encoded(&events, trace.as_deref()).await?;
+                Ok(())
+            }));
+        }
+        match page_next {
+            Some(next) if kind.list.paginated => token = Some(next),
+            _ => break,
         }
     }
     Ok(())
+}
+
+/// Wait for a page's publish task; a task that died is a bug, reported as such.
+async fn joined(task: PublishTask) -> Result<(), CollectError> {
+    task.await
+        .map_err(|e| CollectError::Internal(format!("publish task failed: {e}")))?
 }

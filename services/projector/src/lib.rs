@@ -42,7 +42,7 @@ pub fn to_item(
     payload: &[u8],
     headers: Vec<(String, String)>,
 ) -> BatchItem {
-    match check(payload) {
+    match check(payload, trace_id(&headers)) {
         Ok(item) => item(seq),
         Err(e) => BatchItem::Dead {
             seq,
@@ -58,7 +58,16 @@ pub fn to_item(
 
 type MakeItem = Box<dyn FnOnce(u64) -> BatchItem>;
 
-fn check(payload: &[u8]) -> Result<MakeItem, ContractError> {
+/// The trace id of a W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`).
+fn trace_id(headers: &[(String, String)]) -> Option<String> {
+    let (_, tp) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(inventory_bus::HEADER_TRACEPARENT))?;
+    let id = tp.split('-').nth(1)?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+}
+
+fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractError> {
     let env = Envelope::decode(payload)?;
     let kind = kind_by_name(&env.source, &env.kind).ok_or_else(|| ContractError::UnknownKind {
         provider: env.source.clone(),
@@ -94,6 +103,8 @@ fn check(payload: &[u8]) -> Result<MakeItem, ContractError> {
                 key,
                 observed_at,
                 scan_id,
+                request_id,
+                trace_id,
                 state,
             };
             Box::new(move |seq| BatchItem::Resource { seq, change })

@@ -23,12 +23,14 @@ use futures::{StreamExt, TryStreamExt, future};
 use inventory_model::{CollectRequest, Envelope};
 
 pub use names::Names;
-pub use state::StateEntry;
 
 /// Header carrying the event type, so consumers can route without decoding.
 pub const HEADER_EVENT_TYPE: &str = "Inventory-Event-Type";
 /// Header carrying the envelope's schema version.
 pub const HEADER_SCHEMA_VERSION: &str = "Inventory-Schema-Version";
+/// Content hash of the event's payload (created/updated) or of the last published
+/// payload (deleted): what the collector compares a re-listed resource against.
+pub const HEADER_CONTENT_HASH: &str = "Inventory-Content-Hash";
 /// W3C trace context of the operation that caused the event.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
 
@@ -110,40 +112,61 @@ impl Bus {
     ) -> Result<Vec<Published>, BusError> {
         let mut pending = Vec::with_capacity(events.len());
         for env in events {
-            let subject = self.names.event_subject(env);
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::NATS_MESSAGE_ID,
-                Names::message_id(env, &subject).as_str(),
-            );
-            headers.insert(HEADER_EVENT_TYPE, env.event_type.as_str());
-            headers.insert(
-                HEADER_SCHEMA_VERSION,
-                env.schema_version.to_string().as_str(),
-            );
-            if let Some(tp) = traceparent {
-                headers.insert(HEADER_TRACEPARENT, tp);
-            }
-            let ack = self
-                .js
-                .send_publish(
-                    subject.clone(),
-                    jetstream::message::PublishMessage::build()
-                        .payload(Bytes::from(env.to_bytes()))
-                        .headers(headers),
-                )
-                .await
-                .map_err(|e| publish_error(&subject, e))?;
-            pending.push((subject, ack));
+            let body = Bytes::from(env.to_bytes());
+            pending.push(self.send_event(env, body, traceparent).await?);
         }
-        future::try_join_all(pending.into_iter().map(|(subject, ack)| async move {
-            let ack = ack.await.map_err(|e| publish_error(&subject, e))?;
-            Ok(Published {
-                seq: ack.sequence,
-                duplicate: ack.duplicate,
-            })
-        }))
-        .await
+        acks(pending).await
+    }
+
+    /// [`Bus::publish_events`] for envelopes the caller has already encoded
+    /// (each body must be its envelope's wire form, e.g. from
+    /// [`Envelope::to_bytes_with_payload`]).
+    pub async fn publish_encoded(
+        &self,
+        events: &[(Envelope, Bytes)],
+        traceparent: Option<&str>,
+    ) -> Result<Vec<Published>, BusError> {
+        let mut pending = Vec::with_capacity(events.len());
+        for (env, body) in events {
+            pending.push(self.send_event(env, body.clone(), traceparent).await?);
+        }
+        acks(pending).await
+    }
+
+    async fn send_event(
+        &self,
+        env: &Envelope,
+        body: Bytes,
+        traceparent: Option<&str>,
+    ) -> Result<(String, jetstream::context::PublishAckFuture), BusError> {
+        let subject = self.names.event_subject(env);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::NATS_MESSAGE_ID,
+            Names::message_id(env, &subject).as_str(),
+        );
+        headers.insert(HEADER_EVENT_TYPE, env.event_type.as_str());
+        headers.insert(
+            HEADER_SCHEMA_VERSION,
+            env.schema_version.to_string().as_str(),
+        );
+        if let Some(hash) = &env.content_hash {
+            headers.insert(HEADER_CONTENT_HASH, hash.as_str());
+        }
+        if let Some(tp) = traceparent {
+            headers.insert(HEADER_TRACEPARENT, tp);
+        }
+        let ack = self
+            .js
+            .send_publish(
+                subject.clone(),
+                jetstream::message::PublishMessage::build()
+                    .payload(body)
+                    .headers(headers),
+            )
+            .await
+            .map_err(|e| publish_error(&subject, e))?;
+        Ok((subject, ack))
     }
 
     /// Publish raw bytes on a subject of the event stream (tools and tests that
@@ -159,7 +182,7 @@ impl Bus {
         Ok(ack.sequence)
     }
 
-    async fn events_stream(&self) -> Result<jetstream::stream::Stream, BusError> {
+    pub(crate) async fn events_stream(&self) -> Result<jetstream::stream::Stream, BusError> {
         let name = self.names.events_stream();
         self.js
             .get_stream(&name)
@@ -316,17 +339,13 @@ impl Bus {
         topology::ensure(&self.js, &self.names).await
     }
 
-    /// Delete the event stream and state bucket of this prefix (tests, resets).
+    /// Delete the event stream of this prefix (tests, resets).
     pub async fn destroy_topology(&self) -> Result<(), BusError> {
         topology::destroy(&self.js, &self.names).await
     }
-
-    pub(crate) fn jetstream(&self) -> &jetstream::Context {
-        &self.js
-    }
 }
 
-fn consume_error(name: &str, e: impl std::fmt::Display) -> BusError {
+pub(crate) fn consume_error(name: &str, e: impl std::fmt::Display) -> BusError {
     BusError::Consume {
         name: name.to_owned(),
         reason: e.to_string(),
@@ -341,6 +360,20 @@ fn header_pairs(headers: Option<&HeaderMap>) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Await the acks of pipelined publishes, in order.
+async fn acks(
+    pending: Vec<(String, jetstream::context::PublishAckFuture)>,
+) -> Result<Vec<Published>, BusError> {
+    future::try_join_all(pending.into_iter().map(|(subject, ack)| async move {
+        let ack = ack.await.map_err(|e| publish_error(&subject, e))?;
+        Ok(Published {
+            seq: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }))
+    .await
 }
 
 fn publish_error(subject: &str, e: impl std::fmt::Display) -> BusError {

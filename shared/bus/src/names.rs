@@ -1,4 +1,4 @@
-//! Subject, stream and bucket names of one deployment (a subject prefix).
+//! Subject and stream names of one deployment (a subject prefix).
 
 use inventory_model::subject::{region_token, token};
 use inventory_model::{Envelope, Scope};
@@ -53,10 +53,6 @@ impl Names {
         self.stream("INVENTORY_EVENTS")
     }
 
-    pub fn state_bucket(&self) -> String {
-        self.subject("inventory_collector_state")
-    }
-
     /// `<p>.events.<source>.<kind>.<account>.<region|_>.<id>` for resource events,
     /// `<p>.scans.<source>.<kind>.<account>.<region|_>` for scan markers.
     pub fn event_subject(&self, env: &Envelope) -> String {
@@ -100,27 +96,6 @@ impl Names {
 
     pub fn collect_wildcard(&self) -> String {
         format!("{}.collect.*.*", self.prefix)
-    }
-
-    /// KV key of a resource in the collector state bucket.
-    pub fn state_key(source: &str, kind: &str, scope: &Scope, id: &str) -> String {
-        format!(
-            "{}.{}.{}.{}",
-            token(source),
-            token(kind),
-            Self::scope_tokens(scope),
-            token(id)
-        )
-    }
-
-    /// KV key filter of every resource of one kind in one scope.
-    pub fn state_scope_filter(source: &str, kind: &str, scope: &Scope) -> String {
-        format!(
-            "{}.{}.{}.*",
-            token(source),
-            token(kind),
-            Self::scope_tokens(scope)
-        )
     }
 
     fn scope_tokens(scope: &Scope) -> String {
@@ -169,7 +144,6 @@ mod tests {
     fn subjects_and_names_follow_the_prefix() {
         let n = Names::new("t-1").unwrap();
         assert_eq!(n.events_stream(), "T_1_EVENTS");
-        assert_eq!(n.state_bucket(), "t-1_collector_state");
         assert_eq!(
             n.event_subject(&env(EventType::ResourceCreated, Some("i-1"))),
             "t-1.events.aws.instance.123.eu-west-1.i-1"

@@ -1,11 +1,10 @@
-//! Streams, consumers and buckets as code: the JSON definitions in `nats/`,
+//! Streams and consumers as code: the JSON definitions in `nats/`,
 //! embedded at build time and applied idempotently.
 
 use async_nats::jetstream::{
     self,
     consumer::{DeliverPolicy, PullConsumer, pull},
-    kv,
-    stream::{self, StorageType},
+    stream,
 };
 use serde::Deserialize;
 
@@ -13,23 +12,12 @@ use crate::{BusError, Names};
 
 const EVENTS_STREAM: &str = include_str!("../../../nats/streams/events.json");
 const PROJECTOR_CONSUMER: &str = include_str!("../../../nats/consumers/projector.json");
-const COLLECTOR_STATE: &str = include_str!("../../../nats/kv/collector-state.json");
 
 #[derive(Deserialize)]
 struct ConsumerFile {
     #[allow(dead_code)]
     stream_name: String,
     config: pull::Config,
-}
-
-#[derive(Deserialize)]
-struct BucketFile {
-    bucket: String,
-    #[serde(default)]
-    description: String,
-    history: i64,
-    storage: StorageType,
-    num_replicas: usize,
 }
 
 fn definition<T: for<'de> Deserialize<'de>>(name: &str, json: &str) -> Result<T, BusError> {
@@ -54,27 +42,10 @@ pub(crate) fn events_stream_config(names: &Names) -> Result<stream::Config, BusE
     Ok(config)
 }
 
-fn bucket_config(names: &Names) -> Result<kv::Config, BusError> {
-    let file: BucketFile = definition("nats/kv/collector-state.json", COLLECTOR_STATE)?;
-    Ok(kv::Config {
-        bucket: names.subject(&file.bucket),
-        description: file.description,
-        history: file.history,
-        storage: file.storage,
-        num_replicas: file.num_replicas,
-        ..Default::default()
-    })
-}
-
 pub(crate) async fn ensure(js: &jetstream::Context, names: &Names) -> Result<(), BusError> {
     let config = events_stream_config(names)?;
     let name = config.name.clone();
     js.create_or_update_stream(config)
-        .await
-        .map_err(|e| setup(&name, e))?;
-    let bucket = bucket_config(names)?;
-    let name = bucket.bucket.clone();
-    js.create_or_update_key_value(bucket)
         .await
         .map_err(|e| setup(&name, e))?;
     Ok(())
@@ -85,10 +56,6 @@ pub(crate) async fn destroy(js: &jetstream::Context, names: &Names) -> Result<()
     js.delete_stream(&stream)
         .await
         .map_err(|e| setup(&stream, e))?;
-    let bucket = names.state_bucket();
-    js.delete_key_value(&bucket)
-        .await
-        .map_err(|e| setup(&bucket, e))?;
     Ok(())
 }
 
@@ -148,11 +115,9 @@ mod tests {
         let s = events_stream_config(&names).unwrap();
         assert_eq!(s.name, "T1_EVENTS");
         assert_eq!(s.subjects, ["t1.events.>", "t1.scans.>"]);
-        assert_eq!(s.storage, StorageType::File);
+        assert_eq!(s.storage, stream::StorageType::File);
         assert!(s.max_age.as_secs() > 0, "age limit must be explicit");
         assert!(s.max_bytes > 0, "byte limit must be explicit");
-        let b = bucket_config(&names).unwrap();
-        assert_eq!(b.bucket, "t1_collector_state");
         let c: ConsumerFile = definition("projector", PROJECTOR_CONSUMER).unwrap();
         assert_eq!(
             c.config.ack_policy,

@@ -156,14 +156,41 @@ impl Envelope {
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an envelope always serializes")
     }
+
+    /// Encode with `payload` (canonical JSON bytes, as [`canonical_json`] makes
+    /// them) spliced in as the payload field, so a producer that already
+    /// serialized the payload to hash it does not serialize it again. Decodes to
+    /// the same envelope as [`Envelope::to_bytes`] with that payload set.
+    pub fn to_bytes_with_payload(&self, payload: &[u8]) -> Vec<u8> {
+        debug_assert!(self.payload.is_none(), "the payload is given separately");
+        let mut out = Vec::with_capacity(payload.len() + 512);
+        serde_json::to_writer(&mut out, self).expect("an envelope always serializes");
+        // An envelope is a JSON object: replace its closing brace.
+        let close = out.pop();
+        debug_assert_eq!(close, Some(b'}'));
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(payload);
+        out.push(b'}');
+        out
+    }
+}
+
+/// Canonical JSON of a payload: object keys sorted, which `serde_json::Value`
+/// guarantees without the `preserve_order` feature.
+pub fn canonical_json(payload: &Value) -> Vec<u8> {
+    serde_json::to_vec(payload).expect("a json value always serializes")
+}
+
+/// [`content_hash`] of payload bytes made by [`canonical_json`].
+pub fn content_hash_of(canonical: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(canonical))
 }
 
 /// Content hash of a payload: xxh3-128 over its canonical JSON (object keys sorted,
 /// which `serde_json::Value` guarantees without the `preserve_order` feature).
 /// It detects change; it is not a security boundary.
 pub fn content_hash(payload: &Value) -> String {
-    let bytes = serde_json::to_vec(payload).expect("a json value always serializes");
-    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes))
+    content_hash_of(&canonical_json(payload))
 }
 
 #[cfg(test)]
@@ -201,6 +228,19 @@ mod tests {
         let wire: Value = serde_json::from_slice(&env.to_bytes()).unwrap();
         assert_eq!(wire["event_type"], "resource.created");
         assert_eq!(wire["scope"]["region"], "eu-west-1");
+    }
+
+    #[test]
+    fn spliced_payload_encodes_the_same_envelope() {
+        let env = created();
+        let mut bare = env.clone();
+        let payload = bare.payload.take().unwrap();
+        let bytes = bare.to_bytes_with_payload(&canonical_json(&payload));
+        assert_eq!(Envelope::decode(&bytes).unwrap(), env);
+        assert_eq!(
+            content_hash_of(&canonical_json(&payload)),
+            content_hash(&payload)
+        );
     }
 
     #[test]

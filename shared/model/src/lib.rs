@@ -8,11 +8,16 @@
 
 pub mod catalogue;
 pub mod event;
+pub mod jsondiff;
 pub mod kind;
 pub mod request;
 pub mod subject;
 
 pub use catalogue::{KINDS, kind_by_name, kind_by_plural};
-pub use event::{ContractError, Envelope, EventType, SCHEMA_VERSION, Scope, content_hash};
+pub use event::{
+    ContractError, Envelope, EventType, SCHEMA_VERSION, Scope, canonical_json, content_hash,
+    content_hash_of,
+};
+pub use jsondiff::{FieldChange, json_diff};
 pub use kind::{Cell, Column, ColumnType, Field, KindDef, LinkDef, Projected, Side};
 pub use request::{CollectRequest, RequestError, resolve_kinds};

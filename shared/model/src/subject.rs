@@ -21,6 +21,27 @@ pub fn token(raw: &str) -> String {
     out
 }
 
+/// Decode a token made by [`token`]; `None` if it is not one.
+pub fn untoken(token: &str) -> Option<String> {
+    if token == "_" {
+        return Some(String::new());
+    }
+    let bytes = token.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            let hex = token.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// Subject token for an optional region: `_` stands for "no region" (account-wide kinds).
 pub fn region_token(region: Option<&str>) -> String {
     match region {
@@ -46,5 +67,13 @@ mod tests {
         assert_ne!(token("a.b"), token("a=2Eb"));
         assert_eq!(token(""), "_");
         assert_ne!(token("_"), region_token(None));
+    }
+
+    #[test]
+    fn tokens_decode_to_what_was_encoded() {
+        for raw in ["i-0abc123", "a.b", "a b*>", "", "_", "=41", "ü/x"] {
+            assert_eq!(untoken(&token(raw)).as_deref(), Some(raw), "{raw:?}");
+        }
+        assert_eq!(untoken("bad=Z"), None);
     }
 }

@@ -20,6 +20,9 @@ pub struct ResourceChange {
     pub key: String,
     pub observed_at: DateTime<Utc>,
     pub scan_id: String,
+    pub request_id: Option<String>,
+    /// Trace id of the operation that caused the event (from its `traceparent`).
+    pub trace_id: Option<String>,
     /// `Some` for created/updated (projection, raw payload, content hash); `None` for deleted.
     pub state: Option<(Projected, Value, String)>,
 }
@@ -232,6 +235,8 @@ struct KindBatch<'a> {
     kind: &'static KindDef,
     index: HashMap<Key, usize>,
     entries: Vec<Reduced<'a>>,
+    /// Every event in stream order, for history.
+    all: Vec<(u64, &'a ResourceChange)>,
 }
 
 /// One resource's events in a batch: the last deletion before its latest state,
@@ -246,6 +251,7 @@ struct Reduced<'a> {
 
 impl<'a> KindBatch<'a> {
     fn add(&mut self, seq: u64, change: &'a ResourceChange) {
+        self.all.push((seq, change));
         let next = self.entries.len();
         let i = *self.index.entry(key_of(change)).or_insert(next);
         if i == next {
@@ -261,6 +267,92 @@ impl<'a> KindBatch<'a> {
             entry.deleted_after = Some((seq, change));
         }
     }
+}
+
+/// A version the batch may write.
+struct Planned<'a> {
+    seq: u64,
+    change: &'a ResourceChange,
+    /// `created` / `updated` when the batch itself decides; `None` for the first
+    /// event of a resource in the batch (decided against stored history).
+    decided: Option<&'static str>,
+    valid_from: DateTime<Utc>,
+    valid_to: Option<DateTime<Utc>>,
+}
+
+/// The versions a kind's events (in stream order) make: consecutive events of
+/// a resource with the same content, and deletions of what is already deleted,
+/// make none. Each version is valid until the next one's `valid_from` (never
+/// before its own: collectors' clocks may disagree).
+fn plan_versions<'a>(events: &[(u64, &'a ResourceChange)]) -> Vec<Planned<'a>> {
+    let mut out: Vec<Planned<'a>> = Vec::new();
+    // Per resource: index in `out` of its last planned version.
+    let mut last: HashMap<Key, usize> = HashMap::new();
+    for (seq, change) in events {
+        let key = key_of(change);
+        let hash = change.state.as_ref().map(|(_, _, h)| h.as_str());
+        let decided = match last.get(&key).map(|&i| &out[i]) {
+            None => None,
+            Some(prev) => match (prev.change.state.as_ref(), hash) {
+                (Some((_, _, h)), Some(new)) if h == new => continue,
+                (None, None) => continue,
+                (Some(_), Some(_)) => Some("updated"),
+                (None, Some(_)) => Some("created"),
+                (Some(_), None) => Some("deleted"),
+            },
+        };
+        if let Some(&i) = last.get(&key) {
+            let prev = &mut out[i];
+            prev.valid_to = Some(change.observed_at.max(prev.valid_from));
+        }
+        last.insert(key, out.len());
+        out.push(Planned {
+            seq: *seq,
+            change,
+            decided: decided.filter(|d| *d != "deleted"),
+            valid_from: change.observed_at,
+            valid_to: None,
+        });
+    }
+    out
+}
+
+/// Arrays valid_from, valid_to, request_id, trace_id of planned versions.
+fn version_tail(planned: &[&Planned]) -> [Param; 4] {
+    [
+        Box::new(planned.iter().map(|p| p.valid_from).collect::<Vec<_>>()),
+        Box::new(planned.iter().map(|p| p.valid_to).collect::<Vec<_>>()),
+        Box::new(
+            planned
+                .iter()
+                .map(|p| p.change.request_id.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Box::new(
+            planned
+                .iter()
+                .map(|p| p.change.trace_id.clone())
+                .collect::<Vec<_>>(),
+        ),
+    ]
+}
+
+/// `{"<link table>": ["<other id>"]}` for the links a state declares.
+fn links_of(kind: &KindDef, projected: &Projected) -> Value {
+    Value::Object(
+        kind.links
+            .iter()
+            .zip(&projected.links)
+            .filter_map(|(l, other)| {
+                other.as_ref().map(|o| {
+                    (
+                        l.table.to_owned(),
+                        Value::Array(vec![Value::String(o.clone())]),
+                    )
+                })
+            })
+            .collect(),
+    )
 }
 
 impl Store {
@@ -313,6 +405,7 @@ impl Store {
                             kind: change.kind,
                             index: HashMap::new(),
                             entries: Vec::new(),
+                            all: Vec::new(),
                         });
                         batches.len() - 1
                     }
@@ -321,6 +414,8 @@ impl Store {
             }
         }
         for batch in &batches {
+            // History first: it compares with the versions stored before this batch.
+            self.write_versions(&tx, batch.kind, &batch.all).await?;
             out.applied += self.write_kind(&tx, batch).await?;
         }
 
@@ -429,6 +524,104 @@ impl Store {
         Ok(self.delete_rows(tx, batch.kind, &before).await?
             + self.upsert_rows(tx, batch.kind, &latest).await?
             + self.delete_rows(tx, batch.kind, &after).await?)
+    }
+
+    /// Append the versions a kind's events make, in stream order, and end the
+    /// validity of the versions they supersede.
+    async fn write_versions(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        kind: &'static KindDef,
+        events: &[(u64, &ResourceChange)],
+    ) -> Result<(), StoreError> {
+        let plan = plan_versions(events);
+        if plan.is_empty() {
+            return Ok(());
+        }
+        let sql = &self.kind_sql(kind).version;
+        let (states, deletions): (Vec<&Planned>, Vec<&Planned>) =
+            plan.iter().partition(|p| p.change.state.is_some());
+        let mut written: Vec<tokio_postgres::Row> = Vec::new();
+        if !states.is_empty() {
+            let changes = states.iter().map(|p| p.change);
+            let mut params = key_params(kind, changes.clone());
+            let mut columns: Vec<ColumnArray> = kind
+                .columns
+                .iter()
+                .map(|c| ColumnArray::new(c.ty, states.len()))
+                .collect();
+            let (mut tags, mut raw, mut hash, mut links) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for c in changes.clone() {
+                let (projected, payload, content_hash) = c.state.as_ref().expect("a state");
+                for (array, cell) in columns.iter_mut().zip(&projected.cells) {
+                    array.push(cell);
+                }
+                tags.push(Value::Object(projected.tags.clone()));
+                raw.push(payload.clone());
+                hash.push(content_hash.clone());
+                links.push(links_of(kind, projected));
+            }
+            params.extend(columns.into_iter().map(ColumnArray::into_param));
+            params.push(Box::new(tags));
+            params.push(Box::new(raw));
+            params.push(Box::new(hash));
+            params.push(Box::new(
+                changes
+                    .clone()
+                    .map(|c| c.scan_id.clone())
+                    .collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                states.iter().map(|p| p.seq as i64).collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                states.iter().map(|p| p.decided).collect::<Vec<_>>(),
+            ));
+            params.extend(version_tail(&states));
+            params.push(Box::new(links));
+            let stmt = tx.prepare_cached(&sql.insert).await?;
+            written.extend(tx.query(&stmt, &refs(&params)).await?);
+        }
+        if !deletions.is_empty() {
+            let changes = deletions.iter().map(|p| p.change);
+            let mut params = key_params(kind, changes.clone());
+            params.push(Box::new(
+                changes.map(|c| c.scan_id.clone()).collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                deletions.iter().map(|p| p.seq as i64).collect::<Vec<_>>(),
+            ));
+            params.extend(version_tail(&deletions));
+            let stmt = tx.prepare_cached(&sql.delete).await?;
+            written.extend(tx.query(&stmt, &refs(&params)).await?);
+        }
+        // The first version written per resource ends the one stored before it.
+        let key_len = if kind.regional { 3 } else { 2 };
+        let mut first: HashMap<Key, i64> = HashMap::new();
+        for row in &written {
+            let seq: i64 = row.get(key_len);
+            first
+                .entry(row_key(kind, row))
+                .and_modify(|s| *s = (*s).min(seq))
+                .or_insert(seq);
+        }
+        let closing: Vec<&Planned> = plan
+            .iter()
+            .filter(|p| first.get(&key_of(p.change)) == Some(&(p.seq as i64)))
+            .collect();
+        if !closing.is_empty() {
+            let mut params = key_params(kind, closing.iter().map(|p| p.change));
+            params.push(Box::new(
+                closing.iter().map(|p| p.seq as i64).collect::<Vec<_>>(),
+            ));
+            params.push(Box::new(
+                closing.iter().map(|p| p.valid_from).collect::<Vec<_>>(),
+            ));
+            let stmt = tx.prepare_cached(&sql.close).await?;
+            tx.execute(&stmt, &refs(&params)).await?;
+        }
+        Ok(())
     }
 
     async fn upsert_rows(

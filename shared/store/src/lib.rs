@@ -11,6 +11,7 @@
 //! changes nothing.
 
 mod fold;
+mod history;
 mod query;
 mod sql;
 
@@ -21,6 +22,7 @@ use inventory_model::{KINDS, KindDef};
 use tokio_postgres::NoTls;
 
 pub use fold::{BatchItem, BatchOutcome, DeadLetter, ResourceChange};
+pub use history::{Changes, ChangesQuery, Point, ResourceKey};
 pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
 
 mod embedded {

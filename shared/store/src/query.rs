@@ -3,6 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
 use inventory_model::{ColumnType, KINDS, KindDef, LinkDef};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -34,6 +35,8 @@ pub struct ListQuery {
     pub cursor: Option<String>,
     pub limit: usize,
     pub via: Option<Via>,
+    /// Answer as the inventory stood at this instant (from history).
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A page of items. Items are JSON text as PostgreSQL built it, passed through to
@@ -95,6 +98,14 @@ fn decode_cursor(cursor: &str, n: usize) -> Result<Vec<String>, StoreError> {
     Ok(keys)
 }
 
+/// `alias`'s version was valid at the instant in text parameter `$param`.
+fn valid_at(alias: &str, param: usize) -> String {
+    format!(
+        "{alias}.valid_from <= ${param}::text::timestamptz \
+         AND ({alias}.valid_to IS NULL OR {alias}.valid_to > ${param}::text::timestamptz)"
+    )
+}
+
 /// The statement a list runs and its text parameters (the last parameter, the
 /// limit, is added by the caller).
 fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
@@ -102,56 +113,100 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
     let keys = key_columns(kind);
     let mut params: Vec<String> = Vec::new();
     // Items: the row's columns without the raw payload and the sequence (the raw
-    // payload is the bulk of a row; a list never reads it).
-    let item_columns: Vec<String> = keys
-        .iter()
-        .copied()
-        .chain(kind.columns.iter().map(|c| c.name))
-        .chain([
+    // payload is the bulk of a row; a list never reads it). As of an instant, the
+    // version valid then, with its change and start instead of the row's times.
+    let meta: &[&str] = match q.at {
+        None => &[
             "tags",
             "content_hash",
             "first_seen_at",
             "last_seen_at",
             "deleted_at",
             "scan_id",
-        ])
+        ],
+        Some(_) => &["tags", "content_hash", "scan_id", "change", "valid_from"],
+    };
+    let item_columns: Vec<String> = keys
+        .iter()
+        .copied()
+        .chain(kind.columns.iter().map(|c| c.name))
+        .chain(meta.iter().copied())
         .map(|c| format!("'{c}', t.{c}"))
         .collect();
+    let table = match q.at {
+        None => kind.table.to_owned(),
+        Some(_) => format!("{}_version", kind.table),
+    };
     let mut sql = format!(
-        "SELECT jsonb_build_object({})::text, {} FROM {} t",
+        "SELECT jsonb_build_object({})::text, {} FROM {table} t",
         item_columns.join(", "),
         keys.iter()
             .map(|k| format!("t.{k}"))
             .collect::<Vec<_>>()
             .join(", "),
-        kind.table
     );
     let mut preds: Vec<String> = Vec::new();
-    if let Some(via) = &q.via {
-        let child_col = if via.link.a_kind == kind.name {
-            via.link.a_column
-        } else {
-            via.link.b_column
-        };
-        let parent_col = if via.link.a_kind == via.parent.name {
-            via.link.a_column
-        } else {
-            via.link.b_column
-        };
-        let region_join = if kind.regional {
-            " AND l.region = t.region"
-        } else {
-            ""
-        };
-        sql.push_str(&format!(
-            " JOIN {} l ON l.account_id = t.account_id{region_join} AND l.{child_col} = t.{}",
-            via.link.table, kind.id_column
-        ));
-        params.push(via.parent_id.clone());
-        preds.push(format!("l.{parent_col} = ${}", params.len()));
+    if let Some(at) = q.at {
+        params.push(at.to_rfc3339());
+        preds.push(valid_at("t", params.len()));
+    }
+    match (&q.via, q.at) {
+        (Some(via), None) => {
+            let child_col = if via.link.a_kind == kind.name {
+                via.link.a_column
+            } else {
+                via.link.b_column
+            };
+            let parent_col = if via.link.a_kind == via.parent.name {
+                via.link.a_column
+            } else {
+                via.link.b_column
+            };
+            let region_join = if kind.regional {
+                " AND l.region = t.region"
+            } else {
+                ""
+            };
+            sql.push_str(&format!(
+                " JOIN {} l ON l.account_id = t.account_id{region_join} AND l.{child_col} = t.{}",
+                via.link.table, kind.id_column
+            ));
+            params.push(via.parent_id.clone());
+            preds.push(format!("l.{parent_col} = ${}", params.len()));
+        }
+        // As of an instant, links come from the owner's version valid then.
+        (Some(via), Some(_)) => {
+            params.push(via.parent_id.clone());
+            let parent_id = params.len();
+            let at = parent_id - 1;
+            if via.link.other_kind() == kind.name {
+                // The parent declares the link: its version lists the children.
+                let region = if kind.regional && via.parent.regional {
+                    " AND p.region = t.region"
+                } else {
+                    ""
+                };
+                preds.push(format!(
+                    "t.{id} IN (SELECT jsonb_array_elements_text(p.links->'{link}') FROM {pt}_version p \
+                     WHERE p.{pid} = ${parent_id} AND p.account_id = t.account_id{region} \
+                     AND {valid} AND p.change <> 'deleted')",
+                    id = kind.id_column,
+                    link = via.link.table,
+                    pt = via.parent.table,
+                    pid = via.parent.id_column,
+                    valid = valid_at("p", at),
+                ));
+            } else {
+                preds.push(format!("t.links->'{}' ? ${parent_id}", via.link.table));
+            }
+        }
+        (None, _) => {}
     }
     if !q.include_deleted {
-        preds.push("t.deleted_at IS NULL".into());
+        preds.push(match q.at {
+            None => "t.deleted_at IS NULL".into(),
+            Some(_) => "t.change <> 'deleted'".into(),
+        });
     }
     // Sorted, so that one set of filters is one statement (prepared once).
     let mut filters: Vec<&Filter> = q.filters.iter().collect();
@@ -168,7 +223,7 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         // (the API checks with `parses_as`).
         let cast = match ty {
             ColumnType::Text => String::new(),
-            other => format!("::{}", other.sql()),
+            other => format!("::text::{}", other.sql()),
         };
         preds.push(format!("t.{col} = ${}{cast}", params.len()));
     }
@@ -250,28 +305,44 @@ impl Store {
     }
 
     /// Look a resource up by id, optionally narrowed by account and region.
-    /// Deleted resources are found too (their `deleted_at` is set).
+    /// Deleted resources are found too (their `deleted_at` is set). With `at`,
+    /// the version valid at that instant, shaped like a row (a deletion version
+    /// has `deleted_at`, its last state, and `change`).
     pub async fn get(
         &self,
         kind: &'static KindDef,
         id: &str,
         account_id: Option<&str>,
         region: Option<&str>,
+        at: Option<DateTime<Utc>>,
     ) -> Result<Found, StoreError> {
         let region_pred = if kind.regional {
             "AND ($3::text IS NULL OR t.region = $3)"
         } else {
             "AND $3::text IS NULL"
         };
-        let sql = format!(
-            "SELECT to_jsonb(t) - 'seq' FROM {} t WHERE t.{} = $1 \
-             AND ($2::text IS NULL OR t.account_id = $2) {region_pred} LIMIT 20",
-            kind.table, kind.id_column
-        );
+        let sql = match at {
+            None => format!(
+                "SELECT to_jsonb(t) - 'seq' FROM {} t WHERE t.{} = $1 \
+                 AND ($2::text IS NULL OR t.account_id = $2) {region_pred} \
+                 AND $4::text IS NULL LIMIT 20",
+                kind.table, kind.id_column
+            ),
+            Some(_) => format!(
+                "SELECT to_jsonb(t) - 'seq' - 'links' - 'valid_to' - 'request_id' - 'trace_id' \
+                 || jsonb_build_object('deleted_at', CASE WHEN t.change = 'deleted' THEN t.valid_from END) \
+                 FROM {}_version t WHERE t.{} = $1 \
+                 AND ($2::text IS NULL OR t.account_id = $2) {region_pred} AND {} LIMIT 20",
+                kind.table,
+                kind.id_column,
+                valid_at("t", 4)
+            ),
+        };
+        let at = at.map(|t| t.to_rfc3339());
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
         let mut rows: Vec<Value> = client
-            .query(&stmt, &[&id, &account_id, &region])
+            .query(&stmt, &[&id, &account_id, &region, &at])
             .await?
             .iter()
             .map(|r| r.get(0))
@@ -354,6 +425,7 @@ mod tests {
             cursor: None,
             limit: 100,
             via: None,
+            at: None,
         };
         let sql = Store::list_sql_inlined(&q).unwrap();
         assert!(

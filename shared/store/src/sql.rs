@@ -24,6 +24,124 @@ pub(crate) struct KindSql {
     /// publishes only changes and would never declare them again); queries hide
     /// links to deleted resources.
     pub unlink: Vec<String>,
+    /// History (`<table>_version`), see [`VersionSql`].
+    pub version: VersionSql,
+}
+
+/// Statements that append versions. Only the first version a batch writes for a
+/// resource (`change` NULL) is compared with the stored history: same content as
+/// the live version → nothing; otherwise `created` or `updated` by what precedes
+/// it. Later versions of a batch were decided by the caller.
+pub(crate) struct VersionSql {
+    /// Arrays: key columns…, data columns…, tags, raw, content_hash, scan_id, seq,
+    /// change (NULL: decide), valid_from, valid_to, request_id, trace_id, links.
+    /// Returns the key and seq of every version written.
+    pub insert: String,
+    /// Arrays: key columns…, scan_id, seq, valid_from, valid_to, request_id,
+    /// trace_id. A deletion version carries the last state of the resource; none
+    /// is written if the resource has no live version before it. Returns key, seq.
+    pub delete: String,
+    /// Arrays: key columns…, seq, valid_from: end the open version before `seq`.
+    pub close: String,
+}
+
+impl VersionSql {
+    fn new(kind: &KindDef, keys: &[&str]) -> VersionSql {
+        let v = format!("{}_version", kind.table);
+        let data: Vec<&str> = keys
+            .iter()
+            .copied()
+            .chain(kind.columns.iter().map(|c| c.name))
+            .collect();
+        let state: Vec<&str> = data
+            .iter()
+            .copied()
+            .chain(["tags", "raw", "content_hash"])
+            .collect();
+        let version = [
+            "scan_id",
+            "seq",
+            "change",
+            "valid_from",
+            "valid_to",
+            "request_id",
+            "trace_id",
+            "links",
+        ];
+        let all: Vec<&str> = state.iter().copied().chain(version).collect();
+        let mut ins: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "text")).collect();
+        ins.extend(kind.columns.iter().map(|c| (c.name, c.ty.sql())));
+        ins.extend([
+            ("tags", "jsonb"),
+            ("raw", "jsonb"),
+            ("content_hash", "text"),
+            ("scan_id", "text"),
+            ("seq", "bigint"),
+            ("change", "text"),
+            ("valid_from", "timestamptz"),
+            ("valid_to", "timestamptz"),
+            ("request_id", "text"),
+            ("trace_id", "text"),
+            ("links", "jsonb"),
+        ]);
+        let prefixed = |alias: &str, cols: &[&str]| {
+            cols.iter()
+                .map(|c| format!("{alias}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let returning = prefixed("t", keys) + ", t.seq";
+        let insert = format!(
+            "INSERT INTO {v} AS t ({all}) \
+             SELECT {u_state}, u.scan_id, u.seq, \
+             COALESCE(u.change, CASE WHEN p.change <> 'deleted' THEN 'updated' ELSE 'created' END), \
+             u.valid_from, u.valid_to, u.request_id, u.trace_id, u.links \
+             FROM {unnest} LEFT JOIN LATERAL (SELECT p.change, p.content_hash FROM {v} p \
+             WHERE u.change IS NULL AND {p_keys} AND p.seq < u.seq ORDER BY p.seq DESC LIMIT 1) p ON true \
+             WHERE NOT (u.change IS NULL AND p.change IS NOT NULL AND p.change <> 'deleted' \
+             AND p.content_hash = u.content_hash) \
+             ON CONFLICT DO NOTHING RETURNING {returning}",
+            all = all.join(", "),
+            u_state = prefixed("u", &state),
+            unnest = unnest(&ins),
+            p_keys = join_on("p", keys),
+        );
+        let mut del: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "text")).collect();
+        del.extend([
+            ("scan_id", "text"),
+            ("seq", "bigint"),
+            ("valid_from", "timestamptz"),
+            ("valid_to", "timestamptz"),
+            ("request_id", "text"),
+            ("trace_id", "text"),
+        ]);
+        let delete = format!(
+            "INSERT INTO {v} AS t ({all}) \
+             SELECT {p_state}, u.scan_id, u.seq, 'deleted', u.valid_from, u.valid_to, \
+             u.request_id, u.trace_id, p.links \
+             FROM {unnest} CROSS JOIN LATERAL (SELECT * FROM {v} p \
+             WHERE {p_keys} AND p.seq < u.seq ORDER BY p.seq DESC LIMIT 1) p \
+             WHERE p.change <> 'deleted' \
+             ON CONFLICT DO NOTHING RETURNING {returning}",
+            all = all.join(", "),
+            p_state = prefixed("p", &state),
+            unnest = unnest(&del),
+            p_keys = join_on("p", keys),
+        );
+        let mut close_cols: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "text")).collect();
+        close_cols.extend([("seq", "bigint"), ("valid_from", "timestamptz")]);
+        let close = format!(
+            "UPDATE {v} AS t SET valid_to = greatest(u.valid_from, t.valid_from) FROM {} \
+             WHERE {} AND t.valid_to IS NULL AND t.seq < u.seq",
+            unnest(&close_cols),
+            join_on("t", keys),
+        );
+        VersionSql {
+            insert,
+            delete,
+            close,
+        }
+    }
 }
 
 pub(crate) struct OwnedLinkSql {
@@ -177,6 +295,7 @@ impl KindSql {
             touch_scope,
             owned_links,
             unlink,
+            version: VersionSql::new(kind, &keys),
         }
     }
 }
@@ -238,5 +357,25 @@ mod tests {
         );
         let region = KindSql::new(kind_by_name("aws", "region").unwrap());
         assert!(region.unlink.is_empty(), "a region declares no links");
+    }
+
+    #[test]
+    fn versions_compare_only_a_batch_first_event_with_stored_history() {
+        let vpc = KindSql::new(kind_by_name("aws", "vpc").unwrap()).version;
+        // 3 key + 7 columns + tags, raw, hash + scan, seq, change, from, to,
+        // request, trace, links = 21 array parameters
+        assert!(vpc.insert.contains("$21::jsonb[]") && !vpc.insert.contains("$22"));
+        assert!(vpc.insert.starts_with("INSERT INTO aws_vpc_version AS t"));
+        assert!(
+            vpc.insert
+                .contains("WHERE u.change IS NULL AND p.account_id = u.account_id")
+        );
+        assert!(vpc.delete.contains("WHERE p.change <> 'deleted'"));
+        assert!(vpc.close.contains("t.valid_to IS NULL AND t.seq < u.seq"));
+        let region = KindSql::new(kind_by_name("aws", "region").unwrap()).version;
+        assert!(
+            !region.insert.contains("u.region"),
+            "account-wide kinds have no region key"
+        );
     }
 }
