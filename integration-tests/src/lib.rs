@@ -97,9 +97,14 @@ impl TestEnv {
 
     /// Run projection `name` into `store` until it has applied the whole stream.
     pub async fn project(&self, store: &Store, name: &str) {
+        self.project_batched(store, name, 500).await
+    }
+
+    /// [`TestEnv::project`] with batches of at most `batch_size` events.
+    pub async fn project_batched(&self, store: &Store, name: &str, batch_size: usize) {
         let target = self.bus.last_event_seq().await.expect("stream info");
         let token = CancellationToken::new();
-        let task = tokio::spawn(self.projector(store, name, 500).run(token.clone()));
+        let task = tokio::spawn(self.projector(store, name, batch_size).run(token.clone()));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while store.checkpoint(name).await.expect("checkpoint") < target {
             assert!(

@@ -640,7 +640,7 @@ async fn publish_history(env: &TestEnv, n: usize) {
 async fn checksums(store: &Store) -> Vec<inventory_store::TableChecksum> {
     let mut out = Vec::new();
     for table in Store::projection_tables() {
-        out.push(store.checksum(table).await.unwrap());
+        out.push(store.checksum(&table).await.unwrap());
     }
     out
 }

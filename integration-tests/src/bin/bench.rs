@@ -464,7 +464,7 @@ async fn main() -> anyhow::Result<()> {
     );
     for table in Store::projection_tables() {
         anyhow::ensure!(
-            store.checksum(table).await? == rebuilt.checksum(table).await?,
+            store.checksum(&table).await? == rebuilt.checksum(&table).await?,
             "rebuild differs from ingest in {table}"
         );
     }

@@ -247,6 +247,9 @@ struct Reduced<'a> {
     deleted_before: Versioned<'a>,
     latest: Versioned<'a>,
     deleted_after: Versioned<'a>,
+    /// When the batch first saw a state of the resource: a row the batch
+    /// inserts was first seen then, whatever states followed.
+    first_state_at: Option<DateTime<Utc>>,
 }
 
 impl<'a> KindBatch<'a> {
@@ -259,6 +262,7 @@ impl<'a> KindBatch<'a> {
         }
         let entry = &mut self.entries[i];
         if change.state.is_some() {
+            entry.first_state_at.get_or_insert(change.observed_at);
             if let Some(d) = entry.deleted_after.take() {
                 entry.deleted_before = Some(d);
             }
@@ -516,13 +520,21 @@ impl Store {
             .collect();
         let latest: Vec<(u64, &ResourceChange)> =
             batch.entries.iter().filter_map(|e| e.latest).collect();
+        let first_seen: Vec<DateTime<Utc>> = batch
+            .entries
+            .iter()
+            .filter(|e| e.latest.is_some())
+            .filter_map(|e| e.first_state_at)
+            .collect();
         let after: Vec<(u64, &ResourceChange)> = batch
             .entries
             .iter()
             .filter_map(|e| e.deleted_after)
             .collect();
         Ok(self.delete_rows(tx, batch.kind, &before).await?
-            + self.upsert_rows(tx, batch.kind, &latest).await?
+            + self
+                .upsert_rows(tx, batch.kind, &latest, first_seen)
+                .await?
             + self.delete_rows(tx, batch.kind, &after).await?)
     }
 
@@ -629,6 +641,7 @@ impl Store {
         tx: &deadpool_postgres::Transaction<'_>,
         kind: &'static KindDef,
         ups: &[(u64, &ResourceChange)],
+        first_seen: Vec<DateTime<Utc>>,
     ) -> Result<usize, StoreError> {
         if ups.is_empty() {
             return Ok(0);
@@ -655,7 +668,10 @@ impl Store {
         params.push(Box::new(tags));
         params.push(Box::new(raw));
         params.push(Box::new(hash));
-        params.extend(event_params(ups));
+        // An inserted row's first (and last) seen time is the batch's first state
+        // of it, as folding event by event would have made it.
+        let [_, scan_ids, seqs] = event_params(ups);
+        params.extend([Box::new(first_seen) as Param, scan_ids, seqs]);
         let stmt = tx.prepare_cached(&sql.upsert).await?;
         let rows = tx.query(&stmt, &refs(&params)).await?;
         let applied = returned_keys(kind, &rows);

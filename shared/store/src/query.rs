@@ -356,13 +356,7 @@ impl Store {
 
     /// Order-independent checksum over a table's rows (count and digest).
     pub async fn checksum(&self, table: &str) -> Result<TableChecksum, StoreError> {
-        let known = KINDS.iter().any(|k| k.table == table)
-            || KINDS
-                .iter()
-                .flat_map(|k| k.links.iter())
-                .any(|l| l.table == table)
-            || table == "scan";
-        if !known {
+        if !Store::projection_tables().iter().any(|t| t == table) {
             return Err(StoreError::UnknownKind(table.to_owned()));
         }
         let client = self.pool.get().await?;
@@ -382,13 +376,33 @@ impl Store {
         })
     }
 
-    /// Every table the projection writes (kinds, links, scans).
-    pub fn projection_tables() -> Vec<&'static str> {
+    /// Every row of a projection table as JSON, in a stable order: where two
+    /// checksums differ, this shows which rows.
+    pub async fn table_rows(&self, table: &str) -> Result<Vec<Value>, StoreError> {
+        if !Store::projection_tables().iter().any(|t| t == table) {
+            return Err(StoreError::UnknownKind(table.to_owned()));
+        }
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!("SELECT to_jsonb(t) FROM {table} t ORDER BY md5(to_jsonb(t)::text)"),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Every table the projection writes (kinds, their histories, links, scans).
+    pub fn projection_tables() -> Vec<String> {
         KINDS
             .iter()
-            .map(|k| k.table)
-            .chain(KINDS.iter().flat_map(|k| k.links.iter().map(|l| l.table)))
-            .chain(["scan"])
+            .flat_map(|k| [k.table.to_owned(), format!("{}_version", k.table)])
+            .chain(
+                KINDS
+                    .iter()
+                    .flat_map(|k| k.links.iter().map(|l| l.table.to_owned())),
+            )
+            .chain(["scan".to_owned()])
             .collect()
     }
 }

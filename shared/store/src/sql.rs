@@ -8,8 +8,8 @@ use inventory_model::KindDef;
 
 /// Statements of one kind. Parameter order is documented on each field.
 pub(crate) struct KindSql {
-    /// Arrays: key columns…, data columns…, tags, raw, content_hash, observed_at,
-    /// scan_id, seq. Returns the key of every row it changed (the event was newer)
+    /// Arrays: key columns…, data columns…, tags, raw, content_hash, first seen
+    /// (an inserted row's first and last seen time), scan_id, seq. Returns the key of every row it changed (the event was newer)
     /// and whether the row is new (`xmax = 0`: inserted, not updated).
     pub upsert: String,
     /// Arrays: key columns…, observed_at, scan_id, seq. Returns the keys it changed.
