@@ -51,10 +51,13 @@ SELECT inventory_version_table('aws_instance');
 
 -- What housekeeping removed, per run and table (also logged and counted).
 CREATE TABLE retention_run (
-    id            bigserial PRIMARY KEY,
-    ran_at        timestamptz NOT NULL DEFAULT now(),
-    table_name    text NOT NULL,
-    cutoff        timestamptz NOT NULL,
-    versions      bigint NOT NULL,
-    resources     bigint NOT NULL
+    id               bigserial PRIMARY KEY,
+    ran_at           timestamptz NOT NULL DEFAULT now(),
+    table_name       text NOT NULL,
+    -- superseded versions that ended before this were removed
+    versions_cutoff  timestamptz,
+    -- resources deleted before this were removed, with their history
+    deleted_cutoff   timestamptz,
+    versions         bigint NOT NULL,
+    resources        bigint NOT NULL
 );

@@ -65,6 +65,29 @@ pub async fn fresh_store() -> (Store, String) {
     (store, url)
 }
 
+/// `target/<profile>/inventory`, next to the running test's own `deps/` directory.
+pub fn inventory_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("inventory");
+    assert!(
+        bin.exists(),
+        "{} not built (cargo build --bin inventory)",
+        bin.display()
+    );
+    bin
+}
+
+/// The `inventory` binary with exactly these settings from the environment.
+pub fn command(envs: &[(&str, String)]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(inventory_bin());
+    c.env_remove("INVENTORY_CONFIG")
+        .env_remove("RUST_LOG")
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
 /// One test's slice of the servers.
 pub struct TestEnv {
     pub bus: Bus,
@@ -91,6 +114,7 @@ impl TestEnv {
                 name: name.into(),
                 batch_size,
                 fetch_wait: Duration::from_millis(200),
+                ..Default::default()
             },
         )
     }
@@ -135,13 +159,22 @@ impl TestEnv {
         )
     }
 
+    /// Settings for the `inventory` binary pointing at this test's servers.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("NATS_URL", env("INVENTORY_TEST_NATS_URL")),
+            ("DATABASE_URL", self.db_url.clone()),
+            (
+                "INVENTORY_SUBJECT_PREFIX",
+                self.bus.names().prefix().to_owned(),
+            ),
+        ]
+    }
+
     pub fn api(&self) -> Api {
         let server = ApiServer::start(
             "127.0.0.1:0",
-            ApiState {
-                store: self.store.clone(),
-                bus: Some(self.bus.clone()),
-            },
+            ApiState::new(self.store.clone(), Some(self.bus.clone())),
             1,
         )
         .expect("api");

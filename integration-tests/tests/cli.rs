@@ -1,34 +1,10 @@
 //! The `inventory` binary end to end: `up` with configuration from the
 //! environment, `collect` over NATS, Ctrl-C (SIGINT) for a clean stop.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use inventory_integration_tests::{Moto, free_addr, fresh_store};
-use tokio::process::Command;
-
-/// `target/<profile>/inventory`, next to this test's own `deps/` directory.
-fn inventory_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("inventory");
-    assert!(
-        bin.exists(),
-        "{} not built (cargo build --bin inventory)",
-        bin.display()
-    );
-    bin
-}
-
-fn command(envs: &[(&str, String)]) -> Command {
-    let mut c = Command::new(inventory_bin());
-    c.env_remove("INVENTORY_CONFIG")
-        .env_remove("RUST_LOG")
-        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    c
-}
+use inventory_integration_tests::{Moto, command, free_addr, fresh_store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_up_serves_the_fleet_and_collect_requests_work() {

@@ -1099,10 +1099,7 @@ async fn readiness_fails_when_postgres_is_unreachable() {
     );
     let server = inventory_api::ApiServer::start(
         "127.0.0.1:0",
-        inventory_api::ApiState {
-            store: Store::connect(&unreachable, 1).unwrap(),
-            bus: None,
-        },
+        inventory_api::ApiState::new(Store::connect(&unreachable, 1).unwrap(), None),
         1,
     )
     .unwrap();

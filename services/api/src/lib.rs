@@ -11,6 +11,8 @@ mod error;
 mod routes;
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use inventory_bus::Bus;
@@ -21,9 +23,50 @@ pub use error::ApiError;
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct ApiState {
-    pub store: Store,
+    /// The database as configured; it holds the serving pointer.
+    base: Store,
+    /// The projection schema being served (switched by `inventory replay --switch`).
+    current: Arc<RwLock<Store>>,
     /// For readiness only; `None` when the API runs without a bus.
     pub bus: Option<Bus>,
+}
+
+/// How often the API checks which schema it should serve.
+const SERVING_CHECK: Duration = Duration::from_secs(2);
+
+impl ApiState {
+    pub fn new(store: Store, bus: Option<Bus>) -> ApiState {
+        ApiState {
+            current: Arc::new(RwLock::new(store.clone())),
+            base: store,
+            bus,
+        }
+    }
+
+    /// The store of the schema being served now.
+    pub(crate) fn store(&self) -> Store {
+        self.current.read().expect("serving lock").clone()
+    }
+
+    /// Serve the schema the serving pointer names, if it changed. A request
+    /// reads from one schema: the one served when it started.
+    pub async fn follow_serving(&self) -> Result<(), inventory_store::StoreError> {
+        let wanted = self.base.serving_schema().await?;
+        let serving = self.store().schema().map(str::to_owned);
+        if wanted != serving {
+            let next = match &wanted {
+                None => self.base.clone(),
+                Some(schema) => self.base.in_schema(Some(schema))?,
+            };
+            next.ping().await?;
+            *self.current.write().expect("serving lock") = next;
+            tracing::info!(
+                schema = wanted.as_deref().unwrap_or("(default)"),
+                "api now serves schema"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A running API server.
@@ -31,6 +74,7 @@ pub struct ApiServer {
     pub addr: SocketAddr,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    follow: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
@@ -39,6 +83,17 @@ impl ApiServer {
         let listener = TcpListener::bind(addr)
             .map_err(|e| anyhow::anyhow!("cannot bind the api to {addr}: {e}"))?;
         let addr = listener.local_addr()?;
+        let follow = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = state.follow_serving().await {
+                        tracing::warn!(error = %e, "could not check which schema to serve");
+                    }
+                    tokio::time::sleep(SERVING_CHECK).await;
+                }
+            })
+        };
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(state.clone()))
@@ -52,11 +107,17 @@ impl ApiServer {
         let handle = server.handle();
         let task = tokio::spawn(server);
         tracing::info!(%addr, "api listening");
-        Ok(ApiServer { addr, handle, task })
+        Ok(ApiServer {
+            addr,
+            handle,
+            task,
+            follow,
+        })
     }
 
     /// Stop accepting, finish in-flight requests, and wait for the server to end.
     pub async fn stop(self) {
+        self.follow.abort();
         self.handle.stop(true).await;
         let _ = self.task.await;
     }

@@ -43,7 +43,7 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<ApiState>) -> HttpResponse {
-    let postgres = state.store.ping().await.map_err(|e| e.to_string());
+    let postgres = state.store().ping().await.map_err(|e| e.to_string());
     let nats = match &state.bus {
         Some(bus) if bus.is_connected() => Ok(()),
         Some(_) => Err("not connected".to_string()),
@@ -218,7 +218,7 @@ async fn page(
     via: Option<Via>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
-        .store
+        .store()
         .list(&ListQuery {
             kind,
             filters: p.filters,
@@ -247,7 +247,7 @@ async fn lookup(
     // `region` narrows regional kinds only (a region itself has no region).
     let region = param(params, "region").filter(|_| kind.regional);
     match state
-        .store
+        .store()
         .get(kind, id, param(params, "account_id"), region, at)
         .await?
     {
@@ -407,7 +407,7 @@ async fn history(
         })
         .transpose()?;
     let key = resource_key(&state, kind, &id, &params).await?;
-    let mut items = state.store.history(kind, &key, before, limit + 1).await?;
+    let mut items = state.store().history(kind, &key, before, limit + 1).await?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items
@@ -455,7 +455,7 @@ async fn diff(
         .map(|v| parse_point("to", v))
         .transpose()?;
     let key = resource_key(&state, kind, &id, &params).await?;
-    let store = &state.store;
+    let store = &state.store();
     let new = store
         .version(kind, &key, to, false)
         .await?
@@ -539,7 +539,7 @@ async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpRespo
             ),
         ));
     }
-    let page = state.store.changes(&q).await?;
+    let page = state.store().changes(&q).await?;
     // Resume with since=<next>; an empty page keeps the cursor where it was.
     let next = page.last_seq.unwrap_or(q.after_seq);
     Ok(HttpResponse::Ok().json(json!({

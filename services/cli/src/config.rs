@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use inventory_projector::housekeeping::{Retention, Window};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -19,6 +20,39 @@ pub struct Config {
     pub projector: ProjectorConfig,
     pub aws: AwsConfig,
     pub log: LogConfig,
+    pub retention: RetentionConfig,
+}
+
+/// History retention, applied by the projector's housekeeping schedule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How often housekeeping runs (`1h`); `off` disables it.
+    pub interval: String,
+    /// Every kind: keep superseded versions / deleted resources this long
+    /// (`90d`); absent: forever.
+    pub versions: Option<String>,
+    pub deleted: Option<String>,
+    /// Per kind (plural name), overriding the two above.
+    pub kinds: HashMap<String, WindowConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowConfig {
+    pub versions: Option<String>,
+    pub deleted: Option<String>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            interval: "1h".into(),
+            versions: None,
+            deleted: None,
+            kinds: HashMap::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -155,6 +189,7 @@ impl Config {
                 .to_owned();
         }
         config.interval()?;
+        config.retention()?;
         Ok(config)
     }
 
@@ -206,6 +241,56 @@ impl Config {
         }
     }
 
+    /// Retention as the projector applies it.
+    pub fn retention(&self) -> anyhow::Result<Retention> {
+        let r = &self.retention;
+        let window = |versions: &Option<String>,
+                      deleted: &Option<String>|
+         -> anyhow::Result<Window> {
+            let parse = |what: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(|s| {
+                        humantime::parse_duration(s)
+                            .with_context(|| format!("invalid retention {what} {s:?} (try 90d)"))
+                    })
+                    .transpose()
+            };
+            Ok(Window {
+                versions: parse("of versions", versions)?,
+                deleted: parse("of deleted resources", deleted)?,
+            })
+        };
+        let default = window(&r.versions, &r.deleted)?;
+        let mut kinds = HashMap::new();
+        for (kind, w) in &r.kinds {
+            let own = window(&w.versions, &w.deleted)?;
+            kinds.insert(
+                kind.clone(),
+                Window {
+                    versions: own.versions.or(default.versions),
+                    deleted: own.deleted.or(default.deleted),
+                },
+            );
+        }
+        let every = match r.interval.as_str() {
+            "off" | "0" | "" => None,
+            s => Some(
+                humantime::parse_duration(s)
+                    .with_context(|| format!("invalid retention interval {s:?} (try 1h or off)"))?,
+            ),
+        };
+        let retention = Retention {
+            every,
+            default,
+            kinds,
+        };
+        let unknown = retention.unknown_kinds();
+        if !unknown.is_empty() {
+            bail!("retention names unknown kinds: {}", unknown.join(", "));
+        }
+        Ok(retention)
+    }
+
     /// The database url without its password, for logs.
     pub fn database_url_redacted(&self) -> String {
         redact(&self.database.url)
@@ -226,6 +311,33 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_is_read_per_kind_with_defaults() {
+        let dir = std::env::temp_dir().join(format!("inventory-retention-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            "retention:\n  interval: 30m\n  versions: 90d\n  kinds:\n    instances: { deleted: 7d }\n",
+        )
+        .unwrap();
+        let config = Config::load_with(Some(&dir), &HashMap::new()).unwrap();
+        let r = config.retention().unwrap();
+        let day = Duration::from_secs(86_400);
+        assert_eq!(r.every, Some(Duration::from_secs(1800)));
+        assert_eq!(r.default.versions, Some(90 * day));
+        assert_eq!(r.default.deleted, None);
+        assert_eq!(r.kinds["instances"].deleted, Some(7 * day));
+        assert_eq!(
+            r.kinds["instances"].versions,
+            Some(90 * day),
+            "inherits the default"
+        );
+        std::fs::write(&dir, "retention:\n  kinds:\n    teapots: { deleted: 7d }\n").unwrap();
+        assert!(Config::load_with(Some(&dir), &HashMap::new()).is_err());
+        std::fs::write(&dir, "retention:\n  versions: soon\n").unwrap();
+        assert!(Config::load_with(Some(&dir), &HashMap::new()).is_err());
+        let _ = std::fs::remove_file(&dir);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

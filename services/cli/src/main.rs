@@ -11,12 +11,15 @@ use inventory_api::{ApiServer, ApiState};
 use inventory_bus::Bus;
 use inventory_collector::{AwsSource, Collector, CollectorSettings};
 use inventory_model::CollectRequest;
+use inventory_projector::housekeeping::run_housekeeping;
 use inventory_projector::{Projector, ProjectorSettings};
 use inventory_store::Store;
 use inventory_telemetry::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 use config::Config;
+
+mod replay;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -60,6 +63,14 @@ enum Command {
         #[arg(long = "region")]
         regions: Vec<String>,
     },
+    /// Rebuild projections from the event stream alone, into a schema of their own.
+    Replay(replay::ReplayArgs),
+    /// Checksums of every projection table; with two schemas, where they differ.
+    Verify {
+        /// Schema to check (repeat for two; none: the schema the API serves).
+        #[arg(long = "schema")]
+        schemas: Vec<String>,
+    },
 }
 
 fn init_tracing(config: &Config) -> anyhow::Result<()> {
@@ -99,6 +110,20 @@ async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
         "collector configured with the AWS default credential chain"
     );
     Ok(Collector::new(bus, aws, settings))
+}
+
+/// The store of the schema the API serves (`inventory replay --switch`): where
+/// a starting projector continues.
+async fn serving_store(config: &Config) -> anyhow::Result<Store> {
+    let base = connect_store(config)?;
+    let schema = base
+        .serving_schema()
+        .await
+        .context("failed to read which schema is served")?;
+    if let Some(schema) = &schema {
+        tracing::info!(schema, "projecting into the served schema");
+    }
+    Ok(base.in_schema(schema.as_deref())?)
 }
 
 fn projector(config: &Config, bus: Bus, store: Store) -> Projector {
@@ -154,6 +179,15 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::Replay(args) => {
+            let bus = connect_bus(&config).await?;
+            replay::replay(&config, connect_store(&config)?, bus, args).await?;
+        }
+        Command::Verify { schemas } => {
+            if !replay::verify(connect_store(&config)?, &schemas).await? {
+                std::process::exit(1);
+            }
+        }
         Command::Collector => {
             let bus = connect_bus(&config).await?;
             collector(&config, bus)
@@ -163,20 +197,23 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Projector => {
             let bus = connect_bus(&config).await?;
-            let store = connect_store(&config)?;
-            projector(&config, bus, store)
-                .run(shutdown_on_ctrl_c())
-                .await?;
+            let store = serving_store(&config).await?;
+            let shutdown = shutdown_on_ctrl_c();
+            let housekeeping = tokio::spawn(run_housekeeping(
+                store.clone(),
+                config.retention()?,
+                shutdown.clone(),
+            ));
+            projector(&config, bus, store).run(shutdown.clone()).await?;
+            shutdown.cancel();
+            let _ = housekeeping.await;
         }
         Command::Api => {
             let bus = connect_bus(&config).await?;
             let store = connect_store(&config)?;
             let server = ApiServer::start(
                 &config.api.addr,
-                ApiState {
-                    store,
-                    bus: Some(bus),
-                },
+                ApiState::new(store, Some(bus)),
                 config.api.workers,
             )?;
             shutdown_on_ctrl_c().cancelled().await;
@@ -190,14 +227,17 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = shutdown_on_ctrl_c();
             let server = ApiServer::start(
                 &config.api.addr,
-                ApiState {
-                    store: store.clone(),
-                    bus: Some(bus.clone()),
-                },
+                ApiState::new(store.clone(), Some(bus.clone())),
                 config.api.workers,
             )?;
+            let projecting = serving_store(&config).await?;
+            let housekeeping = tokio::spawn(run_housekeeping(
+                projecting.clone(),
+                config.retention()?,
+                shutdown.clone(),
+            ));
             let mut projector =
-                tokio::spawn(projector(&config, bus.clone(), store).run(shutdown.clone()));
+                tokio::spawn(projector(&config, bus.clone(), projecting).run(shutdown.clone()));
             let mut collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
             // Run until Ctrl-C, or until a service stops on its own (an error).
             let failed = tokio::select! {
@@ -208,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
             };
             shutdown.cancel();
             server.stop().await;
+            let _ = housekeeping.await;
             // A service that ends cleanly after Ctrl-C has not failed.
             let failed =
                 failed.filter(|(_, r)| !(shutdown.is_cancelled() && matches!(r, Ok(Ok(())))));

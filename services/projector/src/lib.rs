@@ -9,8 +9,11 @@
 //! and never stops on a bad event: a contract violation is recorded in the
 //! dead-letter table with the reason and raw bytes, and the stream moves on.
 
+pub mod housekeeping;
+
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use inventory_bus::{Bus, Delivery};
 use inventory_model::{ContractError, Envelope, EventType, kind_by_name};
 use inventory_store::{BatchItem, BatchOutcome, DeadLetter, ResourceChange, Store};
@@ -23,6 +26,14 @@ pub struct ProjectorSettings {
     pub batch_size: usize,
     /// How long a fetch waits for the first message.
     pub fetch_wait: Duration,
+    /// The durable consumer's name, if not the projection's (a replay into
+    /// another schema must not take over the live projector's consumer).
+    pub durable: Option<String>,
+    /// Replays: stop once the checkpoint reaches this sequence; later events
+    /// are skipped.
+    pub stop_at: Option<u64>,
+    /// Replays: skip events observed after this instant (the inventory as of then).
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl Default for ProjectorSettings {
@@ -31,6 +42,9 @@ impl Default for ProjectorSettings {
             name: "tables".into(),
             batch_size: 1000,
             fetch_wait: Duration::from_secs(1),
+            durable: None,
+            stop_at: None,
+            until: None,
         }
     }
 }
@@ -153,8 +167,9 @@ impl Projector {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.bus.ensure_topology().await?;
         let name = &self.settings.name;
+        let durable = self.settings.durable.as_ref().unwrap_or(name);
         let mut checkpoint = self.store.checkpoint(name).await?;
-        let mut consumer = self.bus.event_consumer(name, checkpoint + 1).await?;
+        let mut consumer = self.bus.event_consumer(durable, checkpoint + 1).await?;
         // Right after (re)creation the first delivery is the earliest message still
         // in the stream at or after checkpoint + 1; afterwards batches must follow
         // the checkpoint without a gap, or the fold would skip events.
@@ -191,7 +206,7 @@ impl Projector {
                     first,
                     "delivery skipped past the checkpoint; restarting the consumer there"
                 );
-                consumer = self.bus.event_consumer(name, checkpoint + 1).await?;
+                consumer = self.bus.event_consumer(durable, checkpoint + 1).await?;
                 fresh = true;
                 continue;
             }
@@ -210,6 +225,7 @@ impl Projector {
             }
             folded += deliveries.len() as u64;
             checkpoint = outcome.checkpoint;
+            let done = self.settings.stop_at.is_some_and(|s| checkpoint >= s);
             tracing::debug!(
                 projection = name,
                 events = deliveries.len(),
@@ -230,6 +246,9 @@ impl Projector {
             let last = deliveries.last().expect("non-empty batch");
             if let Err(e) = last.ack().await {
                 tracing::warn!(projection = name, seq = last.seq, error = %e, "ack failed; the batch will be redelivered and skipped");
+            }
+            if done {
+                break;
             }
         }
         tracing::info!(projection = name, folded, "projector stopped");
@@ -292,10 +311,20 @@ impl Projector {
         if deliveries.is_empty() {
             return Ok((deliveries, Vec::new()));
         }
+        let (stop_at, until) = (self.settings.stop_at, self.settings.until);
         let decoded = tokio::task::spawn_blocking(move || {
             let items = deliveries
                 .iter()
                 .map(|d| to_item(d.seq, &d.subject, &d.payload, d.headers()))
+                .map(|item| {
+                    let late = stop_at.is_some_and(|s| item.seq() > s)
+                        || until.is_some_and(|u| item.observed_at().is_some_and(|t| t > u));
+                    if late {
+                        BatchItem::Skip { seq: item.seq() }
+                    } else {
+                        item
+                    }
+                })
                 .collect();
             (deliveries, items)
         })

@@ -36,7 +36,9 @@ pub struct DeadLetter {
     pub headers: Vec<(String, String)>,
 }
 
-/// One event of a batch, with its stream sequence.
+/// One event of a batch, with its stream sequence. (Items are made once per
+/// event and moved; boxing the large variant would cost an allocation each.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum BatchItem {
     Resource {
@@ -64,6 +66,11 @@ pub enum BatchItem {
         seq: u64,
         letter: DeadLetter,
     },
+    /// An event a bounded replay leaves out (after its `--until`): it changes
+    /// nothing but the checkpoint.
+    Skip {
+        seq: u64,
+    },
 }
 
 impl BatchItem {
@@ -72,7 +79,17 @@ impl BatchItem {
             BatchItem::Resource { seq, .. }
             | BatchItem::ScanStarted { seq, .. }
             | BatchItem::ScanFinished { seq, .. }
-            | BatchItem::Dead { seq, .. } => *seq,
+            | BatchItem::Dead { seq, .. }
+            | BatchItem::Skip { seq } => *seq,
+        }
+    }
+
+    /// When the event was observed (dead letters and skips have no time).
+    pub fn observed_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            BatchItem::Resource { change, .. } => Some(change.observed_at),
+            BatchItem::ScanStarted { at, .. } | BatchItem::ScanFinished { at, .. } => Some(*at),
+            BatchItem::Dead { .. } | BatchItem::Skip { .. } => None,
         }
     }
 }
@@ -427,7 +444,7 @@ impl Store {
         for item in &pending {
             let seq_i = item.seq() as i64;
             match item {
-                BatchItem::Resource { .. } => {}
+                BatchItem::Resource { .. } | BatchItem::Skip { .. } => {}
                 BatchItem::ScanStarted {
                     scan_id,
                     kind,

@@ -233,6 +233,75 @@ impl Store {
     }
 }
 
+/// What housekeeping removed from one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Removed {
+    /// Superseded versions (and versions of removed resources).
+    pub versions: u64,
+    /// Deleted resources removed with their history.
+    pub resources: u64,
+}
+
+impl Store {
+    /// Remove resources deleted before `deleted_before` (row and history) and
+    /// versions whose validity ended before `versions_before`; record the run
+    /// in `retention_run`. Live resources always keep their current version.
+    pub async fn apply_retention(
+        &self,
+        kind: &'static KindDef,
+        versions_before: Option<DateTime<Utc>>,
+        deleted_before: Option<DateTime<Utc>>,
+    ) -> Result<Removed, StoreError> {
+        let keys = key_columns(kind);
+        let cols = keys.join(", ");
+        let join = keys
+            .iter()
+            .map(|k| format!("x.{k} = g.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let t = kind.table;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut removed = Removed::default();
+        if let Some(cutoff) = deleted_before {
+            let row = tx
+                .query_one(
+                    &format!(
+                        "WITH gone AS (DELETE FROM {t} WHERE deleted_at < $1 RETURNING {cols}), \
+                         v AS (DELETE FROM {t}_version x USING gone g WHERE {join} RETURNING 1) \
+                         SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM v)"
+                    ),
+                    &[&cutoff],
+                )
+                .await?;
+            removed.resources += row.get::<_, i64>(0) as u64;
+            removed.versions += row.get::<_, i64>(1) as u64;
+        }
+        if let Some(cutoff) = versions_before {
+            removed.versions += tx
+                .execute(
+                    &format!("DELETE FROM {t}_version WHERE valid_to < $1"),
+                    &[&cutoff],
+                )
+                .await?;
+        }
+        tx.execute(
+            "INSERT INTO retention_run (table_name, versions_cutoff, deleted_cutoff, versions, resources) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &t,
+                &versions_before,
+                &deleted_before,
+                &(removed.versions as i64),
+                &(removed.resources as i64),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

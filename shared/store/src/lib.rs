@@ -22,7 +22,7 @@ use inventory_model::{KINDS, KindDef};
 use tokio_postgres::NoTls;
 
 pub use fold::{BatchItem, BatchOutcome, DeadLetter, ResourceChange};
-pub use history::{Changes, ChangesQuery, Point, ResourceKey};
+pub use history::{Changes, ChangesQuery, Point, Removed, ResourceKey};
 pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
 
 mod embedded {
@@ -77,18 +77,52 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    url: String,
+    config: tokio_postgres::Config,
+    /// The schema the projection lives in (`None`: the database's default).
+    schema: Option<String>,
     kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
+}
+
+/// Where the pointer to the schema the API serves lives (outside any
+/// projection schema, so a switch is one row update).
+const SERVING_TABLE: &str = "public.inventory_serving";
+
+/// Whether `name` can be a projection schema: a lowercase identifier that needs
+/// no quoting.
+pub fn valid_schema_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'_'))
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.len() <= 63
+        && !name.starts_with("pg_")
 }
 
 impl Store {
     /// A pool on `url` (a `postgres://` url); connects lazily.
     pub fn connect(url: &str, max_connections: usize) -> Result<Store, StoreError> {
-        let config: tokio_postgres::Config = url
+        Store::connect_in(url, max_connections, None)
+    }
+
+    /// A pool whose connections read and write the projection in `schema`
+    /// (blue/green rebuilds); `None`: the database's default schema.
+    pub fn connect_in(
+        url: &str,
+        max_connections: usize,
+        schema: Option<&str>,
+    ) -> Result<Store, StoreError> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        if let Some(schema) = schema {
+            if !valid_schema_name(schema) {
+                return Err(StoreError::Config(format!(
+                    "invalid schema name {schema:?}: use lowercase letters, digits and _"
+                )));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -104,21 +138,144 @@ impl Store {
             .collect();
         Ok(Store {
             pool,
-            url: url.to_owned(),
+            config,
+            schema: schema.map(str::to_owned),
             kinds: std::sync::Arc::new(kinds),
         })
+    }
+
+    /// The schema this store reads and writes (`None`: the default).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The same database, in another projection schema.
+    pub fn in_schema(&self, schema: Option<&str>) -> Result<Store, StoreError> {
+        let mut config = self.config.clone();
+        config.options("");
+        let mut store = Store {
+            config,
+            ..self.clone()
+        };
+        if let Some(schema) = schema {
+            if !valid_schema_name(schema) {
+                return Err(StoreError::Config(format!(
+                    "invalid schema name {schema:?}"
+                )));
+            }
+            store.config.options(format!("-c search_path={schema}"));
+        }
+        store.schema = schema.map(str::to_owned);
+        store.pool = Pool::builder(Manager::from_config(
+            store.config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        ))
+        .max_size(self.pool.status().max_size)
+        .build()
+        .map_err(|e| StoreError::Config(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// The schema the API is told to serve (`None`: the default schema).
+    pub async fn serving_schema(&self) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        // The pointer table may not exist yet: then nothing was ever switched.
+        let exists: bool = client
+            .query_one(
+                &format!("SELECT to_regclass('{SERVING_TABLE}') IS NOT NULL"),
+                &[],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let row = client
+            .query_opt(&format!("SELECT schema_name FROM {SERVING_TABLE}"), &[])
+            .await?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+
+    /// Point the API at `schema` (one row update, so every API instance switches
+    /// at its next check). The schema must hold a migrated projection.
+    pub async fn set_serving_schema(&self, schema: &str) -> Result<(), StoreError> {
+        if !valid_schema_name(schema) {
+            return Err(StoreError::Config(format!(
+                "invalid schema name {schema:?}"
+            )));
+        }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let migrated: bool = tx
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("{schema}.projection_checkpoint")],
+            )
+            .await?
+            .get(0);
+        if !migrated {
+            return Err(StoreError::UnknownKind(format!(
+                "schema {schema} holds no projection (replay into it first)"
+            )));
+        }
+        tx.batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {SERVING_TABLE} (
+                 one boolean PRIMARY KEY DEFAULT true CHECK (one),
+                 schema_name text NOT NULL,
+                 switched_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {SERVING_TABLE} (schema_name) VALUES ($1) \
+                 ON CONFLICT (one) DO UPDATE SET schema_name = EXCLUDED.schema_name, switched_at = now()"
+            ),
+            &[&schema],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drop a projection schema that is not being served.
+    pub async fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
+        if !valid_schema_name(schema) || schema == "public" {
+            return Err(StoreError::Config(format!(
+                "refusing to drop schema {schema:?}"
+            )));
+        }
+        if self.serving_schema().await?.as_deref() == Some(schema) {
+            return Err(StoreError::Config(format!(
+                "schema {schema} is being served; switch to another one first"
+            )));
+        }
+        let client = self.pool.get().await?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await?;
+        Ok(())
     }
 
     /// Apply the migrations in `migrations/` (idempotent; serialized across
     /// processes with an advisory lock).
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let (mut client, conn) = tokio_postgres::connect(&self.url, NoTls)
+        let (mut client, conn) = self
+            .config
+            .connect(NoTls)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let conn = tokio::spawn(conn);
         client
             .execute("SELECT pg_advisory_lock(73612026)", &[])
             .await?;
+        if let Some(schema) = &self.schema {
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+        }
         let report = embedded::migrations::runner()
             .run_async(&mut client)
             .await
@@ -148,6 +305,22 @@ impl Store {
             )
             .await?;
         Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+    }
+
+    /// Make a projection that has applied nothing yet start at `seq` (a partial
+    /// replay); a projection that has already started keeps its checkpoint.
+    pub async fn start_projection_at(&self, projection: &str, seq: u64) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO projection_checkpoint (projection, last_seq) VALUES ($1, $2) \
+                 ON CONFLICT (projection) DO UPDATE SET last_seq = EXCLUDED.last_seq \
+                 WHERE projection_checkpoint.last_seq = 0",
+                &[&projection, &(seq.saturating_sub(1) as i64)],
+            )
+            .await?;
+        drop(client);
+        self.checkpoint(projection).await
     }
 
     fn kind_sql(&self, kind: &KindDef) -> &sql::KindSql {
