@@ -234,6 +234,42 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// Every change notification on the test's changes stream once it holds at
+/// least `expected`: (subject, body).
+async fn notifications(env: &TestEnv, expected: usize) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let client = async_nats::connect(std::env::var("INVENTORY_TEST_NATS_URL").unwrap())
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream(env.bus.names().changes_stream())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let count = loop {
+        let n = stream.info().await.unwrap().state.messages as usize;
+        if n >= expected || tokio::time::Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap().take(count);
+    let mut out = Vec::new();
+    while let Some(msg) = messages.next().await {
+        let msg = msg.unwrap();
+        out.push((
+            msg.subject.to_string(),
+            serde_json::from_slice(&msg.payload).unwrap(),
+        ));
+    }
+    out
+}
+
 fn seed() -> u64 {
     std::env::var("INVENTORY_TEST_SEED")
         .ok()
@@ -251,6 +287,14 @@ async fn history_as_of_diffs_feed_and_rebuild_agree_on_a_random_history() {
     let api = env.api();
     let t0: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
     let instant = |k: usize| t0 + Duration::minutes(k as i64) + Duration::seconds(30);
+
+    // Change notifications go out while the history is made.
+    let notifying = tokio_util::sync::CancellationToken::new();
+    let notifier = tokio::spawn(inventory_projector::notify::run_notifier(
+        env.store.clone(),
+        env.bus.clone(),
+        notifying.clone(),
+    ));
 
     let mut world = World::default();
     let mut live = Vec::new();
@@ -384,6 +428,44 @@ async fn history_as_of_diffs_feed_and_rebuild_agree_on_a_random_history() {
         .map(|(_, c)| c.iter().filter(|c| **c == "deleted").count())
         .sum::<usize>();
     assert_eq!(deletions["items"].as_array().unwrap().len(), expected);
+
+    // The same changes went out as notifications on NATS, once each, in order,
+    // with their sequence; a restarted notifier publishes nothing twice.
+    let notes = notifications(&env, total).await;
+    assert_eq!(
+        notes.len(),
+        total,
+        "seed {seed}: one notification per change"
+    );
+    for ((subject, body), item) in notes.iter().zip(&feed) {
+        let expected = format!(
+            "{}.changes.aws.{}.{}",
+            env.bus.names().prefix(),
+            item["kind"].as_str().unwrap(),
+            item["change"].as_str().unwrap()
+        );
+        assert_eq!(subject, &expected);
+        assert_eq!(
+            body, item,
+            "seed {seed}: the notification carries the feed item"
+        );
+    }
+    notifying.cancel();
+    notifier.await.unwrap().unwrap();
+    let again = tokio_util::sync::CancellationToken::new();
+    let restarted = tokio::spawn(inventory_projector::notify::run_notifier(
+        env.store.clone(),
+        env.bus.clone(),
+        again.clone(),
+    ));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    again.cancel();
+    restarted.await.unwrap().unwrap();
+    assert_eq!(
+        notifications(&env, total).await.len(),
+        total,
+        "nothing published twice"
+    );
 
     // A rebuild from the stream alone, cut into other batches, equals the live
     // tables, history included.

@@ -12,6 +12,7 @@ use inventory_bus::Bus;
 use inventory_collector::{AwsSource, Collector, CollectorSettings};
 use inventory_model::CollectRequest;
 use inventory_projector::housekeeping::run_housekeeping;
+use inventory_projector::notify::run_notifier;
 use inventory_projector::{Projector, ProjectorSettings};
 use inventory_store::Store;
 use inventory_telemetry::LogFormat;
@@ -204,9 +205,13 @@ async fn main() -> anyhow::Result<()> {
                 config.retention()?,
                 shutdown.clone(),
             ));
+            let notifier = tokio::spawn(run_notifier(store.clone(), bus.clone(), shutdown.clone()));
             projector(&config, bus, store).run(shutdown.clone()).await?;
             shutdown.cancel();
             let _ = housekeeping.await;
+            if let Ok(Err(e)) = notifier.await {
+                tracing::error!(error = %e, "change notifier failed");
+            }
         }
         Command::Api => {
             let bus = connect_bus(&config).await?;
@@ -236,6 +241,11 @@ async fn main() -> anyhow::Result<()> {
                 config.retention()?,
                 shutdown.clone(),
             ));
+            let notifier = tokio::spawn(run_notifier(
+                projecting.clone(),
+                bus.clone(),
+                shutdown.clone(),
+            ));
             let mut projector =
                 tokio::spawn(projector(&config, bus.clone(), projecting).run(shutdown.clone()));
             let mut collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
@@ -249,6 +259,9 @@ async fn main() -> anyhow::Result<()> {
             shutdown.cancel();
             server.stop().await;
             let _ = housekeeping.await;
+            if let Ok(Err(e)) = notifier.await {
+                tracing::error!(error = %e, "change notifier failed");
+            }
             // A service that ends cleanly after Ctrl-C has not failed.
             let failed =
                 failed.filter(|(_, r)| !(shutdown.is_cancelled() && matches!(r, Ok(Ok(())))));

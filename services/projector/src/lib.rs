@@ -10,6 +10,7 @@
 //! dead-letter table with the reason and raw bytes, and the stream moves on.
 
 pub mod housekeeping;
+pub mod notify;
 
 use std::time::Duration;
 

@@ -31,6 +31,8 @@ pub const HEADER_SCHEMA_VERSION: &str = "Inventory-Schema-Version";
 /// Content hash of the event's payload (created/updated) or of the last published
 /// payload (deleted): what the collector compares a re-listed resource against.
 pub const HEADER_CONTENT_HASH: &str = "Inventory-Content-Hash";
+/// On a change notification: the stream sequence of the event that made it.
+pub const HEADER_EVENT_SEQ: &str = "Inventory-Event-Seq";
 /// W3C trace context of the operation that caused the event.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
 
@@ -60,6 +62,18 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     names: Names,
+}
+
+/// A change notification: the projection wrote a version for the event `seq`.
+#[derive(Debug, Clone)]
+pub struct ChangeNote {
+    pub seq: u64,
+    pub source: String,
+    pub kind: String,
+    /// `created`, `updated` or `deleted`.
+    pub change: String,
+    /// JSON body (the change feed's item).
+    pub body: Bytes,
 }
 
 /// The result of publishing one event.
@@ -167,6 +181,63 @@ impl Bus {
             .await
             .map_err(|e| publish_error(&subject, e))?;
         Ok((subject, ack))
+    }
+
+    /// Publish change notifications on `<prefix>.changes.<source>.<kind>.<change>`
+    /// (pipelined). Each carries its event's sequence in a header and as its
+    /// `Nats-Msg-Id`, so publishing one again is a no-op.
+    pub async fn publish_changes(&self, notes: &[ChangeNote]) -> Result<(), BusError> {
+        let mut pending = Vec::with_capacity(notes.len());
+        for note in notes {
+            let subject = self
+                .names
+                .change_subject(&note.source, &note.kind, &note.change);
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::NATS_MESSAGE_ID,
+                format!("change:{}", note.seq).as_str(),
+            );
+            headers.insert(HEADER_EVENT_SEQ, note.seq.to_string().as_str());
+            let ack = self
+                .js
+                .send_publish(
+                    subject.clone(),
+                    jetstream::message::PublishMessage::build()
+                        .payload(note.body.clone())
+                        .headers(headers),
+                )
+                .await
+                .map_err(|e| publish_error(&subject, e))?;
+            pending.push((subject, ack));
+        }
+        acks(pending).await.map(|_| ())
+    }
+
+    /// The event sequence of the last change notification published (0: none).
+    pub async fn last_change_seq(&self) -> Result<u64, BusError> {
+        let name = self.names.changes_stream();
+        let mut stream = self
+            .js
+            .get_stream(&name)
+            .await
+            .map_err(|e| consume_error(&name, e))?;
+        let last = stream
+            .info()
+            .await
+            .map_err(|e| consume_error(&name, e))?
+            .state
+            .last_sequence;
+        if last == 0 {
+            return Ok(0);
+        }
+        let msg = stream
+            .get_raw_message(last)
+            .await
+            .map_err(|e| consume_error(&name, e))?;
+        msg.headers
+            .get(HEADER_EVENT_SEQ)
+            .and_then(|v| v.as_str().parse().ok())
+            .ok_or_else(|| consume_error(&name, "the last change notification has no sequence"))
     }
 
     /// Publish raw bytes on a subject of the event stream (tools and tests that

@@ -53,6 +53,26 @@ impl Names {
         self.stream("INVENTORY_EVENTS")
     }
 
+    pub fn changes_stream(&self) -> String {
+        self.stream("INVENTORY_CHANGES")
+    }
+
+    /// `<p>.changes.<source>.<kind>.<change>`: a change notification.
+    pub fn change_subject(&self, source: &str, kind: &str, change: &str) -> String {
+        format!(
+            "{}.changes.{}.{}.{}",
+            self.prefix,
+            token(source),
+            token(kind),
+            token(change)
+        )
+    }
+
+    /// Every change notification.
+    pub fn all_changes(&self) -> String {
+        format!("{}.changes.>", self.prefix)
+    }
+
     /// `<p>.events.<source>.<kind>.<account>.<region|_>.<id>` for resource events,
     /// `<p>.scans.<source>.<kind>.<account>.<region|_>` for scan markers.
     pub fn event_subject(&self, env: &Envelope) -> String {
@@ -153,6 +173,11 @@ mod tests {
             "t-1.scans.aws.instance.123.eu-west-1"
         );
         assert_eq!(n.collect_subject("aws", "all"), "t-1.collect.aws.all");
+        assert_eq!(n.changes_stream(), "T_1_CHANGES");
+        assert_eq!(
+            n.change_subject("aws", "instance", "deleted"),
+            "t-1.changes.aws.instance.deleted"
+        );
         assert!(Names::new("Bad.Prefix").is_err());
     }
 

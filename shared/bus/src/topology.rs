@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::{BusError, Names};
 
 const EVENTS_STREAM: &str = include_str!("../../../nats/streams/events.json");
+const CHANGES_STREAM: &str = include_str!("../../../nats/streams/changes.json");
 const PROJECTOR_CONSUMER: &str = include_str!("../../../nats/consumers/projector.json");
 
 #[derive(Deserialize)]
@@ -34,28 +35,40 @@ fn setup(name: &str, e: impl std::fmt::Display) -> BusError {
     }
 }
 
-/// The event stream's definition under this deployment's names.
-pub(crate) fn events_stream_config(names: &Names) -> Result<stream::Config, BusError> {
-    let mut config: stream::Config = definition("nats/streams/events.json", EVENTS_STREAM)?;
+/// A stream definition from `nats/` under this deployment's names.
+fn stream_config(names: &Names, file: &str, json: &str) -> Result<stream::Config, BusError> {
+    let mut config: stream::Config = definition(file, json)?;
     config.name = names.stream(&config.name);
     config.subjects = config.subjects.iter().map(|s| names.subject(s)).collect();
     Ok(config)
 }
 
+/// The event stream's definition under this deployment's names.
+pub(crate) fn events_stream_config(names: &Names) -> Result<stream::Config, BusError> {
+    stream_config(names, "nats/streams/events.json", EVENTS_STREAM)
+}
+
+/// The change notification stream's definition under this deployment's names.
+pub(crate) fn changes_stream_config(names: &Names) -> Result<stream::Config, BusError> {
+    stream_config(names, "nats/streams/changes.json", CHANGES_STREAM)
+}
+
 pub(crate) async fn ensure(js: &jetstream::Context, names: &Names) -> Result<(), BusError> {
-    let config = events_stream_config(names)?;
-    let name = config.name.clone();
-    js.create_or_update_stream(config)
-        .await
-        .map_err(|e| setup(&name, e))?;
+    for config in [events_stream_config(names)?, changes_stream_config(names)?] {
+        let name = config.name.clone();
+        js.create_or_update_stream(config)
+            .await
+            .map_err(|e| setup(&name, e))?;
+    }
     Ok(())
 }
 
 pub(crate) async fn destroy(js: &jetstream::Context, names: &Names) -> Result<(), BusError> {
-    let stream = names.events_stream();
-    js.delete_stream(&stream)
-        .await
-        .map_err(|e| setup(&stream, e))?;
+    for stream in [names.events_stream(), names.changes_stream()] {
+        js.delete_stream(&stream)
+            .await
+            .map_err(|e| setup(&stream, e))?;
+    }
     Ok(())
 }
 
@@ -118,6 +131,9 @@ mod tests {
         assert_eq!(s.storage, stream::StorageType::File);
         assert!(s.max_age.as_secs() > 0, "age limit must be explicit");
         assert!(s.max_bytes > 0, "byte limit must be explicit");
+        let c = changes_stream_config(&names).unwrap();
+        assert_eq!(c.name, "T1_CHANGES");
+        assert_eq!(c.subjects, ["t1.changes.>"]);
         let c: ConsumerFile = definition("projector", PROJECTOR_CONSUMER).unwrap();
         assert_eq!(
             c.config.ack_policy,
