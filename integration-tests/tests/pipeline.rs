@@ -1047,6 +1047,19 @@ async fn api_pages_filters_and_answers_errors_in_json() {
         .len(),
         2
     );
+    // Typed filters: the value is sent as text and cast on the server.
+    assert_eq!(
+        api.all("/api/v1/aws/instances?launch_time=2026-11-01T00:00:00Z")
+            .await
+            .len(),
+        13
+    );
+    assert_eq!(
+        api.all("/api/v1/aws/instances?launch_time=2026-11-02T00:00:00Z")
+            .await
+            .len(),
+        0
+    );
 
     for (path, code) in [
         ("/api/v1/aws/instances?cursor=garbage", "invalid_cursor"),
