@@ -110,9 +110,30 @@ impl Store {
         max_connections: usize,
         schema: Option<&str>,
     ) -> Result<Store, StoreError> {
-        let mut config: tokio_postgres::Config = url
+        let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        let kinds = KINDS
+            .iter()
+            .map(|k| (k.table, sql::KindSql::new(k)))
+            .collect();
+        Store::pooled(config, schema, max_connections, std::sync::Arc::new(kinds))
+    }
+
+    /// The same database, in another projection schema.
+    pub fn in_schema(&self, schema: Option<&str>) -> Result<Store, StoreError> {
+        let mut config = self.config.clone();
+        config.options("");
+        let max = self.pool.status().max_size;
+        Store::pooled(config, schema, max, self.kinds.clone())
+    }
+
+    fn pooled(
+        mut config: tokio_postgres::Config,
+        schema: Option<&str>,
+        max_connections: usize,
+        kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
+    ) -> Result<Store, StoreError> {
         if let Some(schema) = schema {
             if !valid_schema_name(schema) {
                 return Err(StoreError::Config(format!(
@@ -132,51 +153,17 @@ impl Store {
             .max_size(max_connections)
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        let kinds = KINDS
-            .iter()
-            .map(|k| (k.table, sql::KindSql::new(k)))
-            .collect();
         Ok(Store {
             pool,
             config,
             schema: schema.map(str::to_owned),
-            kinds: std::sync::Arc::new(kinds),
+            kinds,
         })
     }
 
     /// The schema this store reads and writes (`None`: the default).
     pub fn schema(&self) -> Option<&str> {
         self.schema.as_deref()
-    }
-
-    /// The same database, in another projection schema.
-    pub fn in_schema(&self, schema: Option<&str>) -> Result<Store, StoreError> {
-        let mut config = self.config.clone();
-        config.options("");
-        let mut store = Store {
-            config,
-            ..self.clone()
-        };
-        if let Some(schema) = schema {
-            if !valid_schema_name(schema) {
-                return Err(StoreError::Config(format!(
-                    "invalid schema name {schema:?}"
-                )));
-            }
-            store.config.options(format!("-c search_path={schema}"));
-        }
-        store.schema = schema.map(str::to_owned);
-        store.pool = Pool::builder(Manager::from_config(
-            store.config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        ))
-        .max_size(self.pool.status().max_size)
-        .build()
-        .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(store)
     }
 
     /// The schema the API is told to serve (`None`: the default schema).
