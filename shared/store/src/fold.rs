@@ -199,6 +199,40 @@ fn key_params<'a>(
     p
 }
 
+/// Arrays key columns…, data columns…, tags, raw, content_hash of `n` changes
+/// that carry a state (the head of the upsert and version insert parameters).
+fn state_params<'a>(
+    kind: &KindDef,
+    changes: impl Iterator<Item = &'a ResourceChange> + Clone,
+    n: usize,
+) -> Vec<Param> {
+    let mut params = key_params(kind, changes.clone());
+    let mut columns: Vec<ColumnArray> = kind
+        .columns
+        .iter()
+        .map(|c| ColumnArray::new(c.ty, n))
+        .collect();
+    let (mut tags, mut raw, mut hash) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for c in changes {
+        let (projected, payload, content_hash) = c.state.as_ref().expect("a state");
+        for (array, cell) in columns.iter_mut().zip(&projected.cells) {
+            array.push(cell);
+        }
+        tags.push(Value::Object(projected.tags.clone()));
+        raw.push(payload.clone());
+        hash.push(content_hash.clone());
+    }
+    params.extend(columns.into_iter().map(ColumnArray::into_param));
+    params.push(Box::new(tags));
+    params.push(Box::new(raw));
+    params.push(Box::new(hash));
+    params
+}
+
 /// Arrays observed_at, scan_id, seq of versioned changes (the tail of the upsert
 /// and delete parameters).
 fn event_params(items: &[(u64, &ResourceChange)]) -> [Param; 3] {
@@ -573,28 +607,11 @@ impl Store {
         let mut written: Vec<tokio_postgres::Row> = Vec::new();
         if !states.is_empty() {
             let changes = states.iter().map(|p| p.change);
-            let mut params = key_params(kind, changes.clone());
-            let mut columns: Vec<ColumnArray> = kind
-                .columns
-                .iter()
-                .map(|c| ColumnArray::new(c.ty, states.len()))
+            let mut params = state_params(kind, changes.clone(), states.len());
+            let links: Vec<Value> = changes
+                .clone()
+                .map(|c| links_of(kind, &c.state.as_ref().expect("a state").0))
                 .collect();
-            let (mut tags, mut raw, mut hash, mut links) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for c in changes.clone() {
-                let (projected, payload, content_hash) = c.state.as_ref().expect("a state");
-                for (array, cell) in columns.iter_mut().zip(&projected.cells) {
-                    array.push(cell);
-                }
-                tags.push(Value::Object(projected.tags.clone()));
-                raw.push(payload.clone());
-                hash.push(content_hash.clone());
-                links.push(links_of(kind, projected));
-            }
-            params.extend(columns.into_iter().map(ColumnArray::into_param));
-            params.push(Box::new(tags));
-            params.push(Box::new(raw));
-            params.push(Box::new(hash));
             params.push(Box::new(
                 changes
                     .clone()
@@ -665,26 +682,7 @@ impl Store {
         }
         let sql = self.kind_sql(kind);
         let changes = ups.iter().map(|(_, c)| *c);
-        let mut params = key_params(kind, changes.clone());
-        let mut columns: Vec<ColumnArray> = kind
-            .columns
-            .iter()
-            .map(|c| ColumnArray::new(c.ty, ups.len()))
-            .collect();
-        let (mut tags, mut raw, mut hash) = (Vec::new(), Vec::new(), Vec::new());
-        for c in changes.clone() {
-            let (projected, payload, content_hash) = c.state.as_ref().expect("upserts carry state");
-            for (array, cell) in columns.iter_mut().zip(&projected.cells) {
-                array.push(cell);
-            }
-            tags.push(Value::Object(projected.tags.clone()));
-            raw.push(payload.clone());
-            hash.push(content_hash.clone());
-        }
-        params.extend(columns.into_iter().map(ColumnArray::into_param));
-        params.push(Box::new(tags));
-        params.push(Box::new(raw));
-        params.push(Box::new(hash));
+        let mut params = state_params(kind, changes.clone(), ups.len());
         // An inserted row's first (and last) seen time is the batch's first state
         // of it, as folding event by event would have made it.
         let [_, scan_ids, seqs] = event_params(ups);
