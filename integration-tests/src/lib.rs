@@ -15,7 +15,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
 use aws_sdk_ec2::config::Credentials;
 use inventory_api::{ApiServer, ApiState};
 use inventory_bus::Bus;
-use inventory_collector::{AwsSource, Collector, CollectorSettings};
+use inventory_collector::{AwsSource, Collector, CollectorSettings, Pacer, Pacing};
 use inventory_projector::{Projector, ProjectorSettings};
 use inventory_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -88,6 +88,19 @@ pub fn command(envs: &[(&str, String)]) -> tokio::process::Command {
     c
 }
 
+/// Pacing for tests: generous rates, few and short retries, so that injected
+/// faults show quickly.
+pub fn test_pacer() -> Arc<Pacer> {
+    Arc::new(Pacer::new(Pacing {
+        rate: 200.0,
+        burst: 200,
+        max_in_flight: 16,
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+    }))
+}
+
 /// One test's slice of the servers.
 pub struct TestEnv {
     pub bus: Bus,
@@ -149,12 +162,14 @@ impl TestEnv {
     pub fn collector(&self, aws: SdkConfig, regions: &[&str]) -> Collector {
         Collector::new(
             self.bus.clone(),
-            AwsSource::new(aws),
+            AwsSource::with_pacer(aws, "test", None, test_pacer()),
             CollectorSettings {
                 regions: Some(regions.iter().map(|r| r.to_string()).collect()),
                 interval: None,
                 page_size: 5,
                 concurrency: 4,
+                scan_retries: 0,
+                ..Default::default()
             },
         )
     }
@@ -289,6 +304,8 @@ impl Moto {
                 Credentials::new("testing", "testing", None, None, "test"),
             ))
             .retry_config(RetryConfig::disabled())
+            .time_source(aws_smithy_async::time::SystemTimeSource::new())
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
             .build()
     }
 
@@ -352,5 +369,127 @@ impl FaultProxy {
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
         self.generation.send_modify(|g| *g += 1);
+    }
+}
+
+/// What an [`HttpFaultProxy`] does with each request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Faults {
+    /// Forward everything.
+    None,
+    /// Answer this share of requests with EC2's `RequestLimitExceeded` (503) or
+    /// a bare 503, alternately; forward the rest.
+    Share(f64),
+    /// Answer every request with a bare 503.
+    RefuseAll,
+    /// Answer every request as AWS does to keys it does not know: 401 with
+    /// `AuthFailure` (EC2) or `InvalidClientTokenId` (STS).
+    AuthFailure,
+}
+
+/// An HTTP proxy in front of moto that injects provider faults, per request.
+pub struct HttpFaultProxy {
+    pub endpoint: String,
+    mode: Arc<std::sync::Mutex<Faults>>,
+    injected: Arc<std::sync::atomic::AtomicU64>,
+    _server: actix_web::dev::ServerHandle,
+}
+
+impl HttpFaultProxy {
+    pub fn start(upstream: &str, mode: Faults, seed: u64) -> HttpFaultProxy {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let mode = Arc::new(std::sync::Mutex::new(mode));
+        let injected = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let rng = Arc::new(std::sync::Mutex::new(fastrand::Rng::with_seed(seed)));
+        let client = reqwest::Client::new();
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let (m, inj) = (mode.clone(), injected.clone());
+        let handler = move |req: HttpRequest, body: web::Bytes| {
+            let (mode, injected, rng, client, upstream) = (
+                m.clone(),
+                inj.clone(),
+                rng.clone(),
+                client.clone(),
+                upstream.clone(),
+            );
+            async move {
+                let sts = String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity")
+                    || String::from_utf8_lossy(&body).contains("Action=AssumeRole");
+                let fault = match *mode.lock().unwrap() {
+                    Faults::None => None,
+                    Faults::RefuseAll => Some(0),
+                    Faults::AuthFailure => Some(2),
+                    Faults::Share(p) => {
+                        let mut rng = rng.lock().unwrap();
+                        (rng.f64() < p).then(|| rng.u8(0..2))
+                    }
+                };
+                if let Some(fault) = fault {
+                    injected.fetch_add(1, Ordering::SeqCst);
+                    return match fault {
+                        0 => HttpResponse::ServiceUnavailable().finish(),
+                        1 => HttpResponse::ServiceUnavailable()
+                            .content_type("text/xml")
+                            .body("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>fault</RequestID></Response>"),
+                        _ if sts => HttpResponse::Forbidden()
+                            .content_type("text/xml")
+                            .body("<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error><RequestId>fault</RequestId></ErrorResponse>"),
+                        _ => HttpResponse::Unauthorized()
+                            .content_type("text/xml")
+                            .body("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>fault</RequestID></Response>"),
+                    };
+                }
+                let url = format!("{upstream}{}", req.uri());
+                let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+                let mut out = client.request(method, url).body(body.to_vec());
+                for (name, value) in req.headers() {
+                    if !matches!(name.as_str(), "host" | "content-length" | "connection") {
+                        out = out.header(name.as_str(), value.as_bytes());
+                    }
+                }
+                match out.send().await {
+                    Err(_) => HttpResponse::BadGateway().finish(),
+                    Ok(resp) => {
+                        let mut answer = HttpResponse::build(
+                            actix_web::http::StatusCode::from_u16(resp.status().as_u16()).unwrap(),
+                        );
+                        for (name, value) in resp.headers() {
+                            if !matches!(
+                                name.as_str(),
+                                "content-length" | "transfer-encoding" | "connection"
+                            ) {
+                                answer.insert_header((name.as_str(), value.as_bytes()));
+                            }
+                        }
+                        answer.body(resp.bytes().await.unwrap_or_default())
+                    }
+                }
+            }
+        };
+        let server = HttpServer::new(move || App::new().default_service(web::to(handler.clone())))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .expect("listen")
+            .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        HttpFaultProxy {
+            endpoint,
+            mode,
+            injected,
+            _server: handle,
+        }
+    }
+
+    pub fn set(&self, mode: Faults) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Faults answered so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
     }
 }

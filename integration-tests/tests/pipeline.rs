@@ -420,8 +420,23 @@ async fn deletions_need_a_completed_scan_and_survive_a_failed_one() {
 
     proxy.set_failing(false);
     let report = collect_ok(&collector).await;
-    let deleted: u64 = report.scans.iter().map(|s| s.deleted).sum();
-    assert_eq!(deleted, 2);
+    // Deleting a VPC deletes its main route table and default security group.
+    let mut deleted: Vec<(&str, u64)> = report
+        .scans
+        .iter()
+        .filter(|s| s.deleted > 0)
+        .map(|s| (s.kind.as_str(), s.deleted))
+        .collect();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        [
+            ("route_table", 1),
+            ("security_group", 1),
+            ("subnet", 1),
+            ("vpc", 1)
+        ]
+    );
     env.project_default().await;
 
     let (status, body) = api
@@ -1141,6 +1156,7 @@ async fn migrations_match_the_kind_catalogue() {
         inventory_model::ColumnType::Integer => "bigint",
         inventory_model::ColumnType::Boolean => "boolean",
         inventory_model::ColumnType::Timestamp => "timestamp with time zone",
+        inventory_model::ColumnType::Json => "jsonb",
     };
     let columns = |table: &'static str| {
         let client = &client;
@@ -1160,6 +1176,18 @@ async fn migrations_match_the_kind_catalogue() {
     for kind in inventory_model::KINDS {
         let cols = columns(kind.table).await;
         assert!(!cols.is_empty(), "no table {}", kind.table);
+        let version = format!("{}_version", kind.table);
+        let version_cols = columns(Box::leak(version.into_boxed_str())).await;
+        for c in kind.columns {
+            assert!(
+                version_cols
+                    .iter()
+                    .any(|(n, t)| n == c.name && t == sql_type(c.ty)),
+                "{}_version.{} missing",
+                kind.table,
+                c.name
+            );
+        }
         for c in kind
             .columns
             .iter()

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use inventory_bus::Bus;
-use inventory_collector::{CollectError, Collector, CollectorSettings, RawPage, Source};
+use inventory_collector::{CallStats, CollectError, Collector, CollectorSettings, RawPage, Source};
 use inventory_integration_tests::{free_addr, fresh_store};
 use inventory_model::catalogue::AWS_INSTANCE;
 use inventory_model::{
@@ -216,8 +216,10 @@ impl Source for FakeSource {
         _region: Option<&'a str>,
         token: Option<String>,
         page_size: i32,
+        stats: &'a mut CallStats,
     ) -> BoxFuture<'a, Result<RawPage, CollectError>> {
         Box::pin(async move {
+            stats.calls += 1;
             let t = Instant::now();
             let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
             let end = (start + page_size as usize).min(self.n);
@@ -249,6 +251,7 @@ async fn collector_child(n: usize, prefix: &str) -> anyhow::Result<()> {
         interval: None,
         page_size: 1000,
         concurrency: 1,
+        ..Default::default()
     };
     let making = Arc::new(AtomicU64::new(0));
     let source = FakeSource {

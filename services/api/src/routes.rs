@@ -601,6 +601,10 @@ mod tests {
             link_between(k("region"), k("vpc")).unwrap().table,
             "l_aws_region_to_vpc"
         );
-        assert!(link_between(k("region"), k("instance")).is_none());
+        assert_eq!(
+            link_between(k("region"), k("instance")).unwrap().table,
+            "l_aws_instance_to_region"
+        );
+        assert!(link_between(k("region"), k("subnet")).is_none());
     }
 }

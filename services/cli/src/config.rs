@@ -2,11 +2,12 @@
 //! `INVENTORY_CONFIG`), then environment overrides with standard names where
 //! they exist. Secrets (the database url) may come from a file and are never logged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use inventory_collector::{AccountSpec, CredentialSpec, Pacing};
 use inventory_projector::housekeeping::{Retention, Window};
 use serde::Deserialize;
 
@@ -86,6 +87,10 @@ pub struct CollectorConfig {
     pub interval: String,
     pub page_size: i32,
     pub concurrency: usize,
+    /// Tries again of a scan that failed for a transient reason, within its
+    /// collection, after `retry_delay`.
+    pub scan_retries: u32,
+    pub retry_delay: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -98,8 +103,16 @@ pub struct ProjectorConfig {
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AwsConfig {
-    /// Regions to scan; empty: every enabled region.
+    /// Regions to scan for accounts that name none; empty: every enabled region.
     pub regions: Vec<String>,
+    /// Left out of "every enabled region", for every account.
+    pub excluded_regions: Vec<String>,
+    /// Named credentials the accounts use.
+    pub credentials: BTreeMap<String, CredentialSpec>,
+    /// Accounts to collect; empty: one account, the SDK's default chain.
+    pub accounts: Vec<AccountSpec>,
+    /// Rate limits and retries of provider calls.
+    pub pacing: Pacing,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -143,6 +156,8 @@ impl Default for CollectorConfig {
             interval: "15m".into(),
             page_size: 1000,
             concurrency: 8,
+            scan_retries: 2,
+            retry_delay: "30s".into(),
         }
     }
 }
@@ -189,6 +204,7 @@ impl Config {
                 .to_owned();
         }
         config.interval()?;
+        config.retry_delay()?;
         config.retention()?;
         Ok(config)
     }
@@ -239,6 +255,12 @@ impl Config {
                 .map(Some)
                 .with_context(|| format!("invalid collection interval {s:?} (try 15m or off)")),
         }
+    }
+
+    /// How long a failed scan waits before it is tried again.
+    pub fn retry_delay(&self) -> anyhow::Result<Duration> {
+        let s = &self.collector.retry_delay;
+        humantime::parse_duration(s).with_context(|| format!("invalid retry delay {s:?} (try 30s)"))
     }
 
     /// Retention as the projector applies it.
@@ -372,6 +394,62 @@ mod tests {
         assert_eq!(c.interval().unwrap(), None);
         assert_eq!(c.nats.url, "nats://n:1");
         assert_eq!(c.database_url_redacted(), "postgres://u:***@h/db");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn accounts_credentials_and_pacing_are_read() {
+        let dir = std::env::temp_dir().join(format!("inv-accounts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("inventory.yaml");
+        std::fs::write(
+            &file,
+            r#"
+aws:
+  excluded_regions: [ap-south-2]
+  credentials:
+    base: { type: default, profile: ops }
+    keys: { type: static, access_key_id_file: /run/secrets/id, secret_access_key_file: /run/secrets/key }
+    audit:
+      type: assume_role
+      source: base
+      role_arn: arn:aws:iam::222222222222:role/inventory
+      external_id: xyz
+    pod: { type: web_identity, role_arn: "arn:aws:iam::333333333333:role/r", token_file: /var/run/token }
+  accounts:
+    - { id: "222222222222", credential: audit, regions: [eu-west-1, us-east-1] }
+    - { credential: keys, excluded_regions: [us-west-1] }
+  pacing: { rate: 2.5, burst: 4, base_backoff: 50ms }
+collector: { scan_retries: 1, retry_delay: 5s }
+"#,
+        )
+        .unwrap();
+        let c = Config::load_with(Some(&file), &env(&[])).unwrap();
+        assert_eq!(c.aws.accounts.len(), 2);
+        assert_eq!(c.aws.accounts[0].id.as_deref(), Some("222222222222"));
+        assert_eq!(c.aws.accounts[0].regions, ["eu-west-1", "us-east-1"]);
+        assert_eq!(c.aws.accounts[1].excluded_regions, ["us-west-1"]);
+        assert_eq!(
+            c.aws.credentials["audit"],
+            CredentialSpec::AssumeRole {
+                source: "base".into(),
+                role_arn: "arn:aws:iam::222222222222:role/inventory".into(),
+                external_id: Some("xyz".into()),
+                session_name: None,
+            }
+        );
+        assert_eq!(
+            c.aws.credentials["base"],
+            CredentialSpec::Default {
+                profile: Some("ops".into())
+            }
+        );
+        assert_eq!(c.aws.pacing.rate, 2.5);
+        assert_eq!(c.aws.pacing.base_backoff, Duration::from_millis(50));
+        assert_eq!(c.aws.pacing.max_attempts, Pacing::default().max_attempts);
+        assert_eq!(c.retry_delay().unwrap(), Duration::from_secs(5));
+        std::fs::write(&file, "aws:\n  credentials:\n    x: { type: telepathy }\n").unwrap();
+        assert!(Config::load_with(Some(&file), &env(&[])).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -4,12 +4,13 @@
 mod config;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use inventory_api::{ApiServer, ApiState};
 use inventory_bus::Bus;
-use inventory_collector::{AwsSource, Collector, CollectorSettings};
+use inventory_collector::{Account, AwsSource, Collector, CollectorSettings, Pacer};
 use inventory_model::CollectRequest;
 use inventory_projector::housekeeping::run_housekeeping;
 use inventory_projector::notify::run_notifier;
@@ -72,6 +73,8 @@ enum Command {
         #[arg(long = "schema")]
         schemas: Vec<String>,
     },
+    /// Print the resource kinds: tables, keys, columns and links (docs/kinds.md).
+    Kinds,
 }
 
 fn init_tracing(config: &Config) -> anyhow::Result<()> {
@@ -98,19 +101,50 @@ fn connect_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
-    let aws = AwsSource::from_env().await;
     let settings = CollectorSettings {
         regions: (!config.aws.regions.is_empty()).then(|| config.aws.regions.clone()),
         interval: config.interval()?,
         page_size: config.collector.page_size,
         concurrency: config.collector.concurrency,
+        scan_retries: config.collector.scan_retries,
+        retry_delay: config.retry_delay()?,
     };
+    let pacer = Arc::new(Pacer::new(config.aws.pacing.clone()));
+    // Region, endpoint (`AWS_ENDPOINT_URL`) and the default credential chain.
+    let base = AwsSource::environment().await;
+    let mut accounts = if config.aws.accounts.is_empty() {
+        vec![Account {
+            source: Arc::new(AwsSource::with_pacer(base, "default", None, pacer)),
+            label: "default".into(),
+            label_is_id: false,
+            regions: None,
+            excluded_regions: Vec::new(),
+        }]
+    } else {
+        inventory_collector::aws::accounts(
+            &base,
+            &config.aws.credentials,
+            &config.aws.accounts,
+            pacer,
+        )
+        .await
+        .context("invalid aws accounts")?
+    };
+    for account in &mut accounts {
+        if account.regions.is_none() {
+            account.regions = settings.regions.clone();
+        }
+        account
+            .excluded_regions
+            .extend(config.aws.excluded_regions.iter().cloned());
+    }
     tracing::info!(
         endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "default".into()),
+        accounts = ?accounts.iter().map(|a| a.label.as_str()).collect::<Vec<_>>(),
         regions = ?settings.regions, interval = ?settings.interval,
-        "collector configured with the AWS default credential chain"
+        "collector configured"
     );
-    Ok(Collector::new(bus, aws, settings))
+    Ok(Collector::with_accounts(bus, accounts, settings))
 }
 
 /// The store of the schema the API serves (`inventory replay --switch`): where
@@ -153,6 +187,10 @@ fn shutdown_on_ctrl_c() -> CancellationToken {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Kinds = cli.command {
+        print!("{}", inventory_model::catalogue::markdown());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref())?;
     init_tracing(&config)?;
     match cli.command {
@@ -184,6 +222,7 @@ async fn main() -> anyhow::Result<()> {
             let bus = connect_bus(&config).await?;
             replay::replay(&config, connect_store(&config)?, bus, args).await?;
         }
+        Command::Kinds => unreachable!("answered before the configuration is read"),
         Command::Verify { schemas } => {
             if !replay::verify(connect_store(&config)?, &schemas).await? {
                 std::process::exit(1);

@@ -11,6 +11,7 @@
 
 pub mod aws;
 pub mod diff;
+pub mod pacing;
 pub mod scan;
 
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-pub use aws::AwsSource;
+pub use aws::{AccountSpec, AwsSource, CredentialSpec};
+pub use pacing::{CallStats, Pacer, Pacing};
 
 /// One page of a list call: the raw response as JSON, and the next page's token.
 #[derive(Debug)]
@@ -38,12 +40,14 @@ pub struct RawPage {
 pub trait Source: Send + Sync + 'static {
     fn account_id(&self) -> BoxFuture<'_, Result<String, CollectError>>;
     fn enabled_regions(&self) -> BoxFuture<'_, Result<Vec<String>, CollectError>>;
+    /// One page; what the calls cost (failed ones too) is added to `stats`.
     fn page<'a>(
         &'a self,
         kind: &'static KindDef,
         region: Option<&'a str>,
         token: Option<String>,
         page_size: i32,
+        stats: &'a mut CallStats,
     ) -> BoxFuture<'a, Result<RawPage, CollectError>>;
 }
 pub use scan::ScanReport;
@@ -64,7 +68,7 @@ pub enum CollectError {
     Unsupported(String),
     #[error("scan cancelled")]
     Cancelled,
-    #[error("account {requested} is not configured (the credentials belong to {configured})")]
+    #[error("account {requested} is not configured (configured: {configured})")]
     UnknownAccount {
         requested: String,
         configured: String,
@@ -78,6 +82,16 @@ pub enum CollectError {
 }
 
 impl CollectError {
+    /// Whether trying the same scan again later may succeed (throttling,
+    /// outages, an unreachable bus), as opposed to denied credentials or bad input.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CollectError::Provider { retryable, .. } => *retryable,
+            CollectError::Bus(_) => true,
+            _ => false,
+        }
+    }
+
     /// Stable code for replies and logs.
     pub fn code(&self) -> &'static str {
         match self {
@@ -103,8 +117,13 @@ pub struct CollectorSettings {
     pub interval: Option<Duration>,
     /// `MaxResults` for paginated list calls.
     pub page_size: i32,
-    /// Scans running at once.
+    /// Scans running at once, across accounts; each account gets at most its
+    /// share (`concurrency / accounts`, at least one).
     pub concurrency: usize,
+    /// A scan that failed for a transient reason is tried again this many times
+    /// within its collection, after [`CollectorSettings::retry_delay`].
+    pub scan_retries: u32,
+    pub retry_delay: Duration,
 }
 
 impl Default for CollectorSettings {
@@ -114,34 +133,68 @@ impl Default for CollectorSettings {
             interval: Some(Duration::from_secs(15 * 60)),
             page_size: 1000,
             concurrency: 8,
+            scan_retries: 2,
+            retry_delay: Duration::from_secs(30),
         }
     }
+}
+
+/// One account the collector covers.
+#[derive(Clone)]
+pub struct Account {
+    pub source: Arc<dyn Source>,
+    /// The configured account id, if any (checked against the resolved one by
+    /// the source); otherwise the credential's name. Used in reports and logs.
+    pub label: String,
+    /// Whether `label` is the account id (requests can select it unresolved).
+    pub label_is_id: bool,
+    /// Regions to scan; `None`: every enabled region but `excluded_regions`.
+    pub regions: Option<Vec<String>>,
+    pub excluded_regions: Vec<String>,
+}
+
+/// An account that could not be collected at all (credentials, region listing).
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountFailure {
+    pub account: String,
+    pub code: &'static str,
+    pub error: String,
 }
 
 /// What one collection request did.
 #[derive(Debug, Clone, Serialize)]
 pub struct CollectionReport {
     pub request_id: String,
+    /// The last attempt of every scan.
     pub scans: Vec<ScanReport>,
+    /// Accounts none of whose scans could run.
+    pub accounts_failed: Vec<AccountFailure>,
 }
 
 impl CollectionReport {
+    /// Scans that failed (after their retries) and accounts that failed whole.
     pub fn failed(&self) -> usize {
-        self.scans.iter().filter(|s| s.error.is_some()).count()
+        self.scans.iter().filter(|s| s.error.is_some()).count() + self.accounts_failed.len()
     }
 }
 
 /// A collection resolved into scopes, ready to run.
 struct Plan {
-    account_id: String,
     kinds: Vec<&'static KindDef>,
+    accounts: Vec<AccountPlan>,
+    failed: Vec<AccountFailure>,
+}
+
+struct AccountPlan {
+    source: Arc<dyn Source>,
+    account_id: String,
     regions: Vec<String>,
 }
 
 #[derive(Clone)]
 pub struct Collector {
     bus: Bus,
-    source: Arc<dyn Source>,
+    accounts: Arc<[Account]>,
     settings: CollectorSettings,
     /// Cancelled when the service stops: running scans fail at their next page.
     cancel: CancellationToken,
@@ -149,14 +202,58 @@ pub struct Collector {
 }
 
 impl Collector {
+    /// A collector of one account, scanning `settings.regions` (or every
+    /// enabled region).
     pub fn new(bus: Bus, source: impl Source, settings: CollectorSettings) -> Collector {
+        let account = Account {
+            source: Arc::new(source),
+            label: "default".into(),
+            label_is_id: false,
+            regions: settings.regions.clone(),
+            excluded_regions: Vec::new(),
+        };
+        Collector::with_accounts(bus, vec![account], settings)
+    }
+
+    /// A collector of several accounts.
+    pub fn with_accounts(
+        bus: Bus,
+        accounts: Vec<Account>,
+        settings: CollectorSettings,
+    ) -> Collector {
         Collector {
             bus,
-            source: Arc::new(source),
+            accounts: accounts.into(),
             settings,
             cancel: CancellationToken::new(),
             locks: scan::ScopeLocks::default(),
         }
+    }
+
+    /// Resolve one account: its id, then its regions (only if a kind needs them).
+    async fn plan_account(
+        &self,
+        account: &Account,
+        regional: bool,
+        request: &CollectRequest,
+    ) -> Result<AccountPlan, CollectError> {
+        let account_id = account.source.account_id().await?;
+        let regions = if !regional {
+            Vec::new()
+        } else if !request.regions.is_empty() {
+            request.regions.clone()
+        } else if let Some(r) = &account.regions {
+            r.clone()
+        } else {
+            let mut enabled = account.source.enabled_regions().await?;
+            enabled.retain(|r| !account.excluded_regions.contains(r));
+            enabled
+        };
+        Ok(AccountPlan {
+            source: account.source.clone(),
+            account_id,
+            regions,
+        })
     }
 
     async fn plan(
@@ -164,26 +261,72 @@ impl Collector {
         kinds: Vec<&'static KindDef>,
         request: &CollectRequest,
     ) -> Result<Plan, CollectError> {
-        let account_id = self.source.account_id().await?;
-        if let Some(other) = request.accounts.iter().find(|a| **a != account_id) {
+        let regional = kinds.iter().any(|k| k.regional);
+        // Accounts whose configured id the request leaves out are not resolved.
+        let selected: Vec<&Account> = self
+            .accounts
+            .iter()
+            .filter(|a| {
+                request.accounts.is_empty() || !a.label_is_id || request.accounts.contains(&a.label)
+            })
+            .collect();
+        let resolved = futures::future::join_all(
+            selected
+                .iter()
+                .map(|a| self.plan_account(a, regional, request)),
+        )
+        .await;
+        let mut accounts = Vec::new();
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        let mut known: Vec<String> = self
+            .accounts
+            .iter()
+            .filter(|a| a.label_is_id)
+            .map(|a| a.label.clone())
+            .collect();
+        for (account, result) in selected.iter().zip(resolved) {
+            match result {
+                Ok(plan) => {
+                    known.push(plan.account_id.clone());
+                    if request.accounts.is_empty() || request.accounts.contains(&plan.account_id) {
+                        accounts.push(plan)
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        account = account.label, code = e.code(), error = %e,
+                        "account cannot be collected"
+                    );
+                    failed.push(AccountFailure {
+                        account: account.label.clone(),
+                        code: e.code(),
+                        error: e.to_string(),
+                    });
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // With a single account, its failure is the request's error.
+        if let (1, Some(e)) = (self.accounts.len(), first_error) {
+            return Err(e);
+        }
+        // Every requested account must be known (unless one could not be resolved).
+        if failed.is_empty()
+            && let Some(unknown) = request
+                .accounts
+                .iter()
+                .find(|r| !known.contains(r) && !accounts.iter().any(|a| a.account_id == **r))
+        {
             return Err(CollectError::UnknownAccount {
-                requested: other.clone(),
-                configured: account_id,
+                requested: unknown.clone(),
+                configured: known.join(", "),
             });
         }
-        let regions = if !kinds.iter().any(|k| k.regional) {
-            Vec::new()
-        } else if !request.regions.is_empty() {
-            request.regions.clone()
-        } else if let Some(r) = &self.settings.regions {
-            r.clone()
-        } else {
-            self.source.enabled_regions().await?
-        };
         Ok(Plan {
-            account_id,
             kinds,
-            regions,
+            accounts,
+            failed,
         })
     }
 
@@ -199,53 +342,61 @@ impl Collector {
     }
 
     async fn execute(&self, plan: Plan, request_id: &str) -> CollectionReport {
-        let ctx = scan::ScanContext {
-            bus: self.bus.clone(),
-            source: self.source.clone(),
-            page_size: self.settings.page_size,
-            request_id: request_id.into(),
-            cancel: self.cancel.clone(),
-            locks: self.locks.clone(),
-        };
-        let mut scans = Vec::new();
-        // Account-wide kinds first (regions decide where the rest look), then every
-        // (region, kind) as its own task, at most `concurrency` at once.
-        for kind in plan.kinds.iter().filter(|k| !k.regional) {
-            let scope = Scope {
-                account_id: plan.account_id.clone(),
-                region: None,
-            };
-            scans.push(scan::run(&ctx, kind, scope).await);
-        }
-        let permits = Arc::new(tokio::sync::Semaphore::new(
-            self.settings.concurrency.max(1),
-        ));
+        let accounts = plan.accounts.len().max(1);
+        let concurrency = self.settings.concurrency.max(1);
+        // Every account gets its share of the scan slots, so a slow or throttled
+        // account never holds more than that.
+        let share = concurrency.div_ceil(accounts);
+        let global = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut tasks = tokio::task::JoinSet::new();
-        for region in &plan.regions {
-            for kind in plan.kinds.iter().copied().filter(|k| k.regional) {
-                let scope = Scope {
-                    account_id: plan.account_id.clone(),
-                    region: Some(region.clone()),
-                };
-                let (ctx, permits) = (ctx.clone(), permits.clone());
-                tasks.spawn(async move {
-                    let _permit = permits
-                        .acquire_owned()
-                        .await
-                        .expect("semaphore is never closed");
-                    scan::run(&ctx, kind, scope).await
-                });
-            }
+        for account in plan.accounts {
+            let ctx = scan::ScanContext {
+                bus: self.bus.clone(),
+                source: account.source.clone(),
+                page_size: self.settings.page_size,
+                request_id: request_id.into(),
+                cancel: self.cancel.clone(),
+                locks: self.locks.clone(),
+            };
+            let scopes: Vec<(&'static KindDef, Scope)> = plan
+                .kinds
+                .iter()
+                .filter(|k| !k.regional)
+                .map(|k| {
+                    (
+                        *k,
+                        Scope {
+                            account_id: account.account_id.clone(),
+                            region: None,
+                        },
+                    )
+                })
+                .chain(account.regions.iter().flat_map(|region| {
+                    plan.kinds.iter().filter(|k| k.regional).map(|k| {
+                        (
+                            *k,
+                            Scope {
+                                account_id: account.account_id.clone(),
+                                region: Some(region.clone()),
+                            },
+                        )
+                    })
+                }))
+                .collect();
+            let (global, settings) = (global.clone(), self.settings.clone());
+            tasks.spawn(async move { run_account(ctx, scopes, global, share, settings).await });
         }
+        let mut scans = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(report) => scans.push(report),
-                Err(e) => tracing::error!(request_id, error = %e, "scan task died"),
+                Ok(reports) => scans.extend(reports),
+                Err(e) => tracing::error!(request_id, error = %e, "account task died"),
             }
         }
         CollectionReport {
             request_id: request_id.to_owned(),
             scans,
+            accounts_failed: plan.failed,
         }
     }
 
@@ -350,7 +501,8 @@ impl Collector {
             request_id,
             source = delivery.source,
             kind = delivery.kind,
-            regions = plan.regions.len(),
+            accounts = plan.accounts.len(),
+            accounts_failed = plan.failed.len(),
             "collection request accepted"
         );
         let this = self.clone();
@@ -364,4 +516,69 @@ impl Collector {
             );
         });
     }
+}
+
+/// Run one account's scans: account-wide kinds first (regions decide where the
+/// rest look), then every (region, kind) at most `share` at once; scans that
+/// failed for a transient reason are tried again after a delay.
+async fn run_account(
+    ctx: scan::ScanContext,
+    mut scopes: Vec<(&'static KindDef, Scope)>,
+    global: Arc<tokio::sync::Semaphore>,
+    share: usize,
+    settings: CollectorSettings,
+) -> Vec<ScanReport> {
+    let own = Arc::new(tokio::sync::Semaphore::new(share.max(1)));
+    let mut done = Vec::new();
+    for round in 0..=settings.scan_retries {
+        if round > 0 {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => {}
+                _ = tokio::time::sleep(settings.retry_delay) => {}
+            }
+        }
+        let (wide, regional): (Vec<_>, Vec<_>) = scopes.drain(..).partition(|(k, _)| !k.regional);
+        let mut reports = Vec::new();
+        for (kind, scope) in wide {
+            let _slot = global.clone().acquire_owned().await.expect("never closed");
+            reports.push((kind, scan::run(&ctx, kind, scope).await));
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (kind, scope) in regional {
+            let (ctx, own, global) = (ctx.clone(), own.clone(), global.clone());
+            tasks.spawn(async move {
+                let _own = own.acquire_owned().await.expect("never closed");
+                let _slot = global.acquire_owned().await.expect("never closed");
+                (kind, scan::run(&ctx, kind, scope).await)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(report) => reports.push(report),
+                Err(e) => tracing::error!(error = %e, "scan task died"),
+            }
+        }
+        for (kind, mut report) in reports {
+            report.attempts = round + 1;
+            if report.retryable && round < settings.scan_retries && !ctx.cancel.is_cancelled() {
+                let scope = Scope {
+                    account_id: report.account_id.clone(),
+                    region: report.region.clone(),
+                };
+                scopes.push((kind, scope));
+                continue;
+            }
+            done.push(report);
+        }
+        if scopes.is_empty() {
+            break;
+        }
+        tracing::info!(
+            account_id = scopes[0].1.account_id,
+            scans = scopes.len(),
+            retry_in = ?settings.retry_delay,
+            "retrying failed scans"
+        );
+    }
+    done
 }

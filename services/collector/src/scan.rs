@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::diff::{Observation, ScopeDiff};
-use crate::{CollectError, Source};
+use crate::{CallStats, CollectError, Source};
 
 /// What one scan did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -32,8 +32,18 @@ pub struct ScanReport {
     pub unchanged: u64,
     pub deleted: u64,
     pub pages: u64,
+    /// Provider calls, retries included, and how many were throttled or retried.
+    pub api_calls: u64,
+    pub throttles: u64,
+    pub retries: u64,
+    pub duration_ms: u64,
+    /// Which try of the scope within its collection this was (1: the first).
+    pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Whether the error is transient (the scan is worth trying again).
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 /// Everything a scan needs, owned, so scans run as independent tasks.
@@ -118,9 +128,11 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
     );
     let trace = span.in_scope(inventory_telemetry::current_traceparent);
     let _exclusive = ctx.locks.lock(kind, &scope).await;
+    let started = std::time::Instant::now();
     let result = scan(ctx, kind, &scope, &scan_id, trace.as_deref(), &mut report)
         .instrument(span)
         .await;
+    report.duration_ms = started.elapsed().as_millis() as u64;
     if let Err(e) = result {
         let mut failed = envelope(
             kind,
@@ -135,8 +147,12 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
         }
         tracing::warn!(
             scan_id, kind = kind.name, account_id = scope.account_id,
-            region = scope.region.as_deref().unwrap_or(""), error = %e, "scan failed"
+            region = scope.region.as_deref().unwrap_or(""),
+            api_calls = report.api_calls, throttles = report.throttles, retries = report.retries,
+            duration_ms = report.duration_ms, retryable = e.is_retryable(), error = %e,
+            "scan failed"
         );
+        report.retryable = e.is_retryable();
         report.error = Some(e.to_string());
     } else {
         tracing::info!(
@@ -148,6 +164,10 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             created = report.created,
             updated = report.updated,
             deleted = report.deleted,
+            api_calls = report.api_calls,
+            throttles = report.throttles,
+            retries = report.retries,
+            duration_ms = report.duration_ms,
             "scan completed"
         );
     }
@@ -250,10 +270,21 @@ async fn list_pages(
         if ctx.cancel.is_cancelled() {
             return Err(CollectError::Cancelled);
         }
+        let mut stats = CallStats::default();
         let page = ctx
             .source
-            .page(kind, scope.region.as_deref(), token.take(), ctx.page_size)
-            .await?;
+            .page(
+                kind,
+                scope.region.as_deref(),
+                token.take(),
+                ctx.page_size,
+                &mut stats,
+            )
+            .await;
+        report.api_calls += stats.calls;
+        report.throttles += stats.throttles;
+        report.retries += stats.retries;
+        let page = page?;
         let page_next = page.next.clone();
         report.pages += 1;
         let observed_at = Utc::now();
@@ -303,8 +334,8 @@ async fn list_pages(
             }));
         }
         match page_next {
-            Some(next) if kind.list.paginated => token = Some(next),
-            _ => break,
+            Some(next) => token = Some(next),
+            None => break,
         }
     }
     Ok(())

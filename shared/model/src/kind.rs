@@ -21,6 +21,10 @@ pub enum Field {
     Tag(&'static str),
     /// The region of the event's scope.
     ScopeRegion,
+    /// Every value found at these paths: JSON pointers where a `*` segment steps
+    /// into every element of an array (`/groupSet/*/groupId`). Only links take
+    /// multiple values; a column reading this takes the first.
+    Each(&'static [&'static str]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +33,8 @@ pub enum ColumnType {
     Integer,
     Boolean,
     Timestamp,
+    /// A structured value kept as JSON (rules, attachments); not filterable.
+    Json,
 }
 
 impl ColumnType {
@@ -38,7 +44,13 @@ impl ColumnType {
             ColumnType::Integer => "bigint",
             ColumnType::Boolean => "boolean",
             ColumnType::Timestamp => "timestamptz",
+            ColumnType::Json => "jsonb",
         }
+    }
+
+    /// Whether the API filters on columns of this type (`?column=value`).
+    pub fn filterable(self) -> bool {
+        self != ColumnType::Json
     }
 }
 
@@ -99,10 +111,30 @@ impl LinkDef {
 pub struct ListCall {
     /// The provider operation, e.g. `DescribeInstances`.
     pub operation: &'static str,
-    /// Path to the items in the response; `*` steps into every element of an array.
-    pub items: &'static [&'static str],
-    /// Whether the operation takes `MaxResults` / `NextToken`.
-    pub paginated: bool,
+    /// Path to the items in the response (see [`select`]).
+    pub items: &'static str,
+    /// The largest `MaxResults` the operation accepts; `None`: not paginated.
+    pub max_page: Option<i32>,
+    /// Which of the account's resources the listing covers.
+    pub ownership: Ownership,
+}
+
+/// Which resources of a kind a scan lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Everything the operation returns in the scope.
+    All,
+    /// Only what the account owns (`Owners=self` / `OwnerIds=self`): the
+    /// operation would otherwise list every public image or snapshot.
+    Owned,
+    /// What the account owns, plus what the resources of another kind in the
+    /// same scope reference (e.g. the public images instances were launched from).
+    OwnedAndReferenced {
+        /// The referencing kind (singular name).
+        by: &'static str,
+        /// Where the referencing kind's items hold the id.
+        field: &'static str,
+    },
 }
 
 #[derive(Debug)]
@@ -133,6 +165,7 @@ pub enum Cell {
     Integer(i64),
     Boolean(bool),
     Timestamp(DateTime<Utc>),
+    Json(Value),
 }
 
 /// A payload projected onto a kind's row shape.
@@ -142,8 +175,9 @@ pub struct Projected {
     /// One cell per [`KindDef::columns`] entry, in order.
     pub cells: Vec<Cell>,
     pub tags: Map<String, Value>,
-    /// For each of [`KindDef::links`] (same order), the other side's id if present.
-    pub links: Vec<Option<String>>,
+    /// For each of [`KindDef::links`] (same order), the other side's ids: none,
+    /// one, or several (an instance's security groups), without duplicates.
+    pub links: Vec<Vec<String>>,
 }
 
 impl KindDef {
@@ -180,15 +214,24 @@ impl KindDef {
         let cells = self
             .columns
             .iter()
-            .map(|c| match self.field_text(c.from, payload, &tags, region) {
-                None => Cell::Null,
-                Some(text) => parse_cell(c.ty, text),
+            .map(|c| match (c.ty, c.from) {
+                // The XML cannot tell an empty list from an empty string: a
+                // structured column reads an empty element as an empty list.
+                (ColumnType::Json, Field::Pointer(p)) => match payload.pointer(p) {
+                    None | Some(Value::Null) => Cell::Null,
+                    Some(Value::String(s)) if s.is_empty() => Cell::Json(Value::Array(Vec::new())),
+                    Some(v) => Cell::Json(v.clone()),
+                },
+                _ => match self.field_text(c.from, payload, &tags, region) {
+                    None => Cell::Null,
+                    Some(text) => parse_cell(c.ty, text),
+                },
             })
             .collect();
         let links = self
             .links
             .iter()
-            .map(|l| self.field_text(l.other, payload, &tags, region))
+            .map(|l| self.field_texts(l.other, payload, &tags, region))
             .collect();
         Ok(Projected {
             id,
@@ -231,21 +274,7 @@ impl KindDef {
 
     /// Every item of a parsed list response, following [`ListCall::items`].
     pub fn items<'a>(&self, response: &'a Value) -> Vec<&'a Value> {
-        let mut current = vec![response];
-        for step in self.list.items {
-            let mut next = Vec::new();
-            for v in current {
-                if *step == "*" {
-                    if let Value::Array(a) = v {
-                        next.extend(a.iter());
-                    }
-                } else if let Some(child) = v.get(*step) {
-                    next.push(child);
-                }
-            }
-            current = next;
-        }
-        current
+        select(response, self.list.items)
     }
 
     fn field_text(
@@ -255,18 +284,61 @@ impl KindDef {
         tags: &Map<String, Value>,
         region: Option<&str>,
     ) -> Option<String> {
-        let v = match field {
-            Field::Pointer(p) => payload.pointer(p),
-            Field::Tag(k) => tags.get(k),
-            Field::ScopeRegion => return region.map(str::to_owned),
-        }?;
-        match v {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
+        self.field_texts(field, payload, tags, region)
+            .into_iter()
+            .next()
     }
+
+    /// Every non-empty scalar value of a field, in order, without duplicates.
+    fn field_texts(
+        &self,
+        field: Field,
+        payload: &Value,
+        tags: &Map<String, Value>,
+        region: Option<&str>,
+    ) -> Vec<String> {
+        let values: Vec<&Value> = match field {
+            Field::Pointer(p) => payload.pointer(p).into_iter().collect(),
+            Field::Tag(k) => tags.get(k).into_iter().collect(),
+            Field::ScopeRegion => return region.map(str::to_owned).into_iter().collect(),
+            Field::Each(paths) => paths.iter().flat_map(|p| select(payload, p)).collect(),
+        };
+        let mut out: Vec<String> = Vec::with_capacity(values.len());
+        for v in values {
+            let text = match v {
+                Value::String(s) if !s.is_empty() => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => continue,
+            };
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        out
+    }
+}
+
+/// The values at a JSON pointer whose `*` segments step into every element of
+/// an array (`/blockDeviceMapping/*/ebs/volumeId`).
+pub fn select<'a>(value: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut current = vec![value];
+    for step in path.split('/').skip(1) {
+        let mut next = Vec::with_capacity(current.len());
+        for v in current {
+            match (step, v) {
+                ("*", Value::Array(items)) => next.extend(items.iter()),
+                ("*", _) => {}
+                (key, Value::Object(map)) => next.extend(map.get(key)),
+                (index, Value::Array(items)) => {
+                    next.extend(index.parse::<usize>().ok().and_then(|i| items.get(i)))
+                }
+                _ => {}
+            }
+        }
+        current = next;
+    }
+    current
 }
 
 fn parse_cell(ty: ColumnType, text: String) -> Cell {
@@ -281,5 +353,6 @@ fn parse_cell(ty: ColumnType, text: String) -> Cell {
         ColumnType::Timestamp => DateTime::parse_from_rfc3339(&text)
             .map(|t| Cell::Timestamp(t.with_timezone(&Utc)))
             .unwrap_or(Cell::Null),
+        ColumnType::Json => Cell::Json(Value::String(text)),
     }
 }

@@ -19,5 +19,7 @@ pub use event::{
     content_hash_of,
 };
 pub use jsondiff::{FieldChange, json_diff};
-pub use kind::{Cell, Column, ColumnType, Field, KindDef, LinkDef, Projected, Side};
+pub use kind::{
+    Cell, Column, ColumnType, Field, KindDef, LinkDef, ListCall, Ownership, Projected, Side, select,
+};
 pub use request::{CollectRequest, RequestError, resolve_kinds};

@@ -112,6 +112,7 @@ enum ColumnArray {
     Integer(Vec<Option<i64>>),
     Boolean(Vec<Option<bool>>),
     Timestamp(Vec<Option<DateTime<Utc>>>),
+    Json(Vec<Option<Value>>),
 }
 
 impl ColumnArray {
@@ -121,6 +122,7 @@ impl ColumnArray {
             ColumnType::Integer => ColumnArray::Integer(Vec::with_capacity(n)),
             ColumnType::Boolean => ColumnArray::Boolean(Vec::with_capacity(n)),
             ColumnType::Timestamp => ColumnArray::Timestamp(Vec::with_capacity(n)),
+            ColumnType::Json => ColumnArray::Json(Vec::with_capacity(n)),
         }
     }
 
@@ -143,6 +145,10 @@ impl ColumnArray {
                 Cell::Timestamp(t) => Some(*t),
                 _ => None,
             }),
+            ColumnArray::Json(v) => v.push(match cell {
+                Cell::Json(j) => Some(j.clone()),
+                _ => None,
+            }),
         }
     }
 
@@ -152,6 +158,7 @@ impl ColumnArray {
             ColumnArray::Integer(v) => Box::new(v),
             ColumnArray::Boolean(v) => Box::new(v),
             ColumnArray::Timestamp(v) => Box::new(v),
+            ColumnArray::Json(v) => Box::new(v),
         }
     }
 }
@@ -398,13 +405,12 @@ fn links_of(kind: &KindDef, projected: &Projected) -> Value {
         kind.links
             .iter()
             .zip(&projected.links)
-            .filter_map(|(l, other)| {
-                other.as_ref().map(|o| {
-                    (
-                        l.table.to_owned(),
-                        Value::Array(vec![Value::String(o.clone())]),
-                    )
-                })
+            .filter(|(_, others)| !others.is_empty())
+            .map(|(l, others)| {
+                (
+                    l.table.to_owned(),
+                    Value::Array(others.iter().cloned().map(Value::String).collect()),
+                )
             })
             .collect(),
     )
@@ -715,10 +721,8 @@ impl Store {
             }
             let declared: Vec<(u64, &ResourceChange, &String)> = applied
                 .iter()
-                .filter_map(|(seq, c)| {
-                    let (projected, _, _) = c.state.as_ref()?;
-                    projected.links[i].as_ref().map(|other| (*seq, *c, other))
-                })
+                .filter_map(|(seq, c)| Some((*seq, *c, &c.state.as_ref()?.0.links[i])))
+                .flat_map(|(seq, c, others)| others.iter().map(move |o| (seq, c, o)))
                 .collect();
             if !declared.is_empty() {
                 let mut params = owner_params(declared.iter().map(|d| d.1));

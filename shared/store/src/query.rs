@@ -72,6 +72,7 @@ pub fn parses_as(ty: ColumnType, value: &str) -> bool {
             ColumnType::Integer => value.parse::<i64>().is_ok(),
             ColumnType::Boolean => matches!(value, "true" | "false"),
             ColumnType::Timestamp => chrono::DateTime::parse_from_rfc3339(value).is_ok(),
+            ColumnType::Json => false,
         }
 }
 
@@ -80,7 +81,12 @@ pub fn filterable(kind: &KindDef) -> impl Iterator<Item = (&'static str, ColumnT
     key_columns(kind)
         .into_iter()
         .map(|c| (c, ColumnType::Text))
-        .chain(kind.columns.iter().map(|c| (c.name, c.ty)))
+        .chain(
+            kind.columns
+                .iter()
+                .filter(|c| c.ty.filterable())
+                .map(|c| (c.name, c.ty)),
+        )
 }
 
 fn encode_cursor(keys: &[String]) -> String {
