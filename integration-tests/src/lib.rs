@@ -321,6 +321,19 @@ impl Moto {
     }
 }
 
+/// An image moto offers from Amazon, to launch instances from.
+pub async fn amazon_image(ec2: &aws_sdk_ec2::Client) -> String {
+    ec2.describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("describe images")
+        .images()[0]
+        .image_id()
+        .expect("image id")
+        .to_owned()
+}
+
 /// A TCP proxy in front of moto that can be switched to answer 503 to everything
 /// (and cut the connections it has open), to make scans fail for real.
 pub struct FaultProxy {

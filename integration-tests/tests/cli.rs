@@ -6,6 +6,58 @@ use std::time::Duration;
 
 use inventory_integration_tests::{Moto, command, free_addr, fresh_store};
 
+/// The settings of an `inventory up` on this test's servers, serving on `api`,
+/// plus `extra`.
+fn up_env(
+    db_url: String,
+    api: std::net::SocketAddr,
+    extra: &[(&'static str, String)],
+) -> Vec<(&'static str, String)> {
+    let prefix = format!("cli{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let mut envs = vec![
+        (
+            "NATS_URL",
+            std::env::var("INVENTORY_TEST_NATS_URL").unwrap(),
+        ),
+        ("DATABASE_URL", db_url),
+        ("INVENTORY_SUBJECT_PREFIX", prefix),
+        ("INVENTORY_API_ADDR", api.to_string()),
+    ];
+    envs.extend(extra.iter().cloned());
+    envs
+}
+
+/// `inventory collect <args>`: whether it succeeded, and the reply it printed.
+async fn collect(envs: &[(&str, String)], args: &[&str]) -> (bool, serde_json::Value) {
+    let out = command(envs)
+        .arg("collect")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let reply = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("no reply: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.success(), reply)
+}
+
+/// Wait until `url` answers 200 and return its body.
+async fn served(url: &str) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(resp) = client.get(url).send().await
+            && resp.status().as_u16() == 200
+        {
+            return resp.json().await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "inventory up never served {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
     let moto = Moto::start().await;
@@ -19,22 +71,18 @@ async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
     let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
     let (_, db_url) = fresh_store().await;
     let api = free_addr();
-    let prefix = format!("cli{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let envs = [
-        (
-            "NATS_URL",
-            std::env::var("INVENTORY_TEST_NATS_URL").unwrap(),
-        ),
-        ("DATABASE_URL", db_url),
-        ("INVENTORY_SUBJECT_PREFIX", prefix),
-        ("INVENTORY_API_ADDR", api.to_string()),
-        ("INVENTORY_AWS_REGIONS", "us-east-1".into()),
-        ("INVENTORY_COLLECT_INTERVAL", "1h".into()),
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("AWS_REGION", "us-east-1".into()),
-    ];
+    let envs = up_env(
+        db_url,
+        api,
+        &[
+            ("INVENTORY_AWS_REGIONS", "us-east-1".into()),
+            ("INVENTORY_COLLECT_INTERVAL", "1h".into()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ],
+    );
     let mut up = command(&envs)
         .arg("up")
         .stdout(Stdio::null())
@@ -43,23 +91,9 @@ async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
         .unwrap();
 
     // The collection at start lands in the API.
+    let body = served(&format!("http://{api}/api/v1/aws/vpcs/{vpc_id}")).await;
+    assert_eq!(body["vpc_id"], vpc_id.as_str());
     let client = reqwest::Client::new();
-    let url = format!("http://{api}/api/v1/aws/vpcs/{vpc_id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(resp) = client.get(&url).send().await
-            && resp.status().as_u16() == 200
-        {
-            let body: serde_json::Value = resp.json().await.unwrap();
-            assert_eq!(body["vpc_id"], vpc_id.as_str());
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "inventory up never served {url}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
     let ready = client
         .get(format!("http://{api}/readyz"))
         .send()
@@ -67,26 +101,10 @@ async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
         .unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 
-    let out = command(&envs)
-        .args(["collect", "aws", "subnets", "--region", "us-east-1"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(reply["request_id"].is_string(), "{reply}");
-
-    let out = command(&envs)
-        .args(["collect", "aws", "teapots"])
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (ok, reply) = collect(&envs, &["aws", "subnets", "--region", "us-east-1"]).await;
+    assert!(ok && reply["request_id"].is_string(), "{reply}");
+    let (ok, reply) = collect(&envs, &["aws", "teapots"]).await;
+    assert!(!ok);
     assert_eq!(reply["error"]["code"], "unknown_kind");
 
     // Ctrl-C stops it cleanly.
@@ -101,4 +119,88 @@ async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
         .expect("up stops on SIGINT")
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// `inventory up` with accounts from a configuration file: one reached by
+/// assume-role on static keys read from files, one by a web identity token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_accounts_are_collected_with_their_named_credentials() {
+    use aws_config::sts::AssumeRoleProvider;
+    use aws_sdk_ec2::config::SharedCredentialsProvider;
+
+    let moto = Moto::start().await;
+    let mut vpcs = Vec::new();
+    for account in ["222222222222", "333333333333"] {
+        let provider = AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/seed"))
+            .configure(&moto.sdk_config())
+            .build()
+            .await;
+        let conf = moto
+            .sdk_config()
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        let out = aws_sdk_ec2::Client::new(&conf)
+            .create_vpc()
+            .cidr_block("10.4.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        vpcs.push((account, out.vpc().unwrap().vpc_id().unwrap().to_owned()));
+    }
+    let dir = std::env::temp_dir().join(format!("inventory-cli-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in [
+        ("key-id", "testing"),
+        ("secret", "testing"),
+        ("token", "eyJ.test.token"),
+    ] {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    let d = dir.display();
+    let config = format!(
+        r#"
+aws:
+  regions: [us-east-1]
+  credentials:
+    keys: {{ type: static, access_key_id_file: {d}/key-id, secret_access_key_file: {d}/secret }}
+    audit: {{ type: assume_role, source: keys, role_arn: "arn:aws:iam::222222222222:role/inventory", external_id: x }}
+    pod: {{ type: web_identity, role_arn: "arn:aws:iam::333333333333:role/inventory", token_file: {d}/token }}
+  accounts:
+    - {{ id: "222222222222", credential: audit }}
+    - {{ id: "333333333333", credential: pod }}
+collector: {{ interval: 1h }}
+"#
+    );
+    std::fs::write(dir.join("inventory.yaml"), config).unwrap();
+    let (_, db_url) = fresh_store().await;
+    let api = free_addr();
+    let envs = up_env(
+        db_url,
+        api,
+        &[
+            (
+                "INVENTORY_CONFIG",
+                dir.join("inventory.yaml").display().to_string(),
+            ),
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+        ],
+    );
+    let _up = command(&envs)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for (account, vpc) in &vpcs {
+        let body = served(&format!("http://{api}/api/v1/aws/vpcs/{vpc}")).await;
+        assert_eq!(body["account_id"], *account);
+    }
+    let (ok, reply) = collect(&envs, &["aws", "vpcs", "--account", "333333333333"]).await;
+    assert!(ok && reply["request_id"].is_string(), "{reply}");
+    let (ok, reply) = collect(&envs, &["aws", "vpcs", "--account", "999999999999"]).await;
+    assert!(!ok);
+    assert_eq!(reply["error"]["code"], "unknown_account", "{reply}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,7 +15,9 @@ use aws_sdk_ec2::types::{
 use inventory_collector::{
     Account, AccountSpec, CollectionReport, Collector, CollectorSettings, CredentialSpec,
 };
-use inventory_integration_tests::{Api, Faults, HttpFaultProxy, Moto, TestEnv, test_pacer};
+use inventory_integration_tests::{
+    Api, Faults, HttpFaultProxy, Moto, TestEnv, amazon_image, test_pacer,
+};
 use inventory_model::{CollectRequest, KINDS};
 use serde_json::Value;
 
@@ -167,16 +169,7 @@ struct Fleet {
 }
 
 async fn seed(ec2: &Client, region: &str) -> Fleet {
-    let image = ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .unwrap()
-        .images()[0]
-        .image_id()
-        .unwrap()
-        .to_owned();
+    let image = amazon_image(ec2).await;
     let vpc_of = |cidr: &'static str, name: &'static str| async move {
         ec2.create_vpc()
             .cidr_block(cidr)
@@ -577,16 +570,7 @@ async fn every_kind_and_link_across_accounts_and_regions() {
     let fleet = seed(&ec2(&conf_b, "eu-west-1"), "eu-west-1").await;
     // A little in the others: an instance in A, a key pair in C.
     let a = ec2(&moto.sdk_config(), "us-east-1");
-    let image = a
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .unwrap()
-        .images()[0]
-        .image_id()
-        .unwrap()
-        .to_owned();
+    let image = amazon_image(&a).await;
     a.run_instances()
         .image_id(&image)
         .min_count(2)
@@ -1021,16 +1005,7 @@ async fn throttling_and_outages_are_retried_and_isolated() {
     let moto = Moto::start().await;
     let dir = std::env::temp_dir().join(format!("inventory-faults-{}", uuid::Uuid::now_v7()));
     let a = ec2(&moto.sdk_config(), "us-east-1");
-    let image = a
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .unwrap()
-        .images()[0]
-        .image_id()
-        .unwrap()
-        .to_owned();
+    let image = amazon_image(&a).await;
     for _ in 0..6 {
         a.run_instances()
             .image_id(&image)
@@ -1068,9 +1043,15 @@ async fn throttling_and_outages_are_retried_and_isolated() {
     assert_eq!(report.accounts_failed.len(), 1, "{report:#?}");
     assert_eq!(report.accounts_failed[0].account, D);
     assert_eq!(report.accounts_failed[0].code, "provider_error");
+    let (d_scans, others): (Vec<_>, Vec<_>) = report.scans.iter().partition(|s| s.account_id == D);
+    assert!(others.iter().all(|s| s.error.is_none()), "{report:#?}");
+    // D's scans are on record as failed, so nothing of D is deleted.
+    let regional = KINDS.iter().filter(|k| k.regional).count();
+    assert_eq!(d_scans.len(), 1 + 2 * regional);
     assert!(
-        report.scans.iter().all(|s| s.error.is_none()),
-        "{report:#?}"
+        d_scans
+            .iter()
+            .all(|s| s.error.as_deref().is_some_and(|e| e.contains("audit-d")))
     );
     let a_scans: Vec<_> = report.scans.iter().filter(|s| s.account_id == A).collect();
     let b_scans: Vec<_> = report.scans.iter().filter(|s| s.account_id == B).collect();
@@ -1089,6 +1070,22 @@ async fn throttling_and_outages_are_retried_and_isolated() {
     tracing::info!(?took, throttles, retries, "collection through faults");
 
     env.project_default().await;
+    let (client, conn) = tokio_postgres::connect(&env.db_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let failed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM scan WHERE account_id = $1 AND state = 'failed'",
+            &[&D],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        failed as usize,
+        1 + 2 * KINDS.iter().filter(|k| k.regional).count()
+    );
     let api = env.api();
     for region in REGIONS {
         assert_complete(&api, &ec2(&moto.sdk_config(), region), A, region).await;
@@ -1132,12 +1129,9 @@ async fn bad_credentials_fail_fast_clearly_and_delete_nothing() {
         error.contains("credential \"no-keys\": cannot read access key id"),
         "{error}"
     );
-    assert!(
-        first
-            .scans
-            .iter()
-            .all(|s| s.account_id == B && s.error.is_none())
-    );
+    for s in &first.scans {
+        assert_eq!(s.error.is_none(), s.account_id == B, "{s:?}");
+    }
     env.project_default().await;
     let api = env.api();
     let before = api.all(&format!("/api/v1/aws/vpcs?account_id={B}")).await;

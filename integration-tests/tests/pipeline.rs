@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use inventory_integration_tests::{FaultProxy, Moto, TestEnv, fresh_store};
+use inventory_integration_tests::{FaultProxy, Moto, TestEnv, amazon_image, fresh_store};
 use inventory_model::{CollectRequest, Envelope, EventType, SCHEMA_VERSION, Scope, content_hash};
 use inventory_store::Store;
 use serde_json::{Value, json};
@@ -22,16 +22,7 @@ struct Fleet {
 }
 
 async fn seed(ec2: &aws_sdk_ec2::Client, region: &str) -> Fleet {
-    let image = ec2
-        .describe_images()
-        .owners("amazon")
-        .send()
-        .await
-        .unwrap()
-        .images()[0]
-        .image_id()
-        .unwrap()
-        .to_owned();
+    let image = amazon_image(ec2).await;
     let name = |n: &str| Tag::builder().key("Name").value(n).build();
     let vpc = ec2
         .create_vpc()

@@ -183,6 +183,9 @@ struct Plan {
     kinds: Vec<&'static KindDef>,
     accounts: Vec<AccountPlan>,
     failed: Vec<AccountFailure>,
+    /// The scopes of failed accounts that can be named without the provider
+    /// (configured id; explicit regions): each gets a `scan.failed`.
+    unreachable: Vec<(&'static KindDef, Scope, String)>,
 }
 
 struct AccountPlan {
@@ -279,6 +282,7 @@ impl Collector {
         let mut accounts = Vec::new();
         let mut failed = Vec::new();
         let mut first_error = None;
+        let mut unreachable = Vec::new();
         let mut known: Vec<String> = self
             .accounts
             .iter()
@@ -298,6 +302,22 @@ impl Collector {
                         account = account.label, code = e.code(), error = %e,
                         "account cannot be collected"
                     );
+                    if account.label_is_id {
+                        let scope = |region: Option<&String>| Scope {
+                            account_id: account.label.clone(),
+                            region: region.cloned(),
+                        };
+                        let regions: &[String] = account.regions.as_deref().unwrap_or_default();
+                        for kind in &kinds {
+                            let scopes: Vec<Scope> = if kind.regional {
+                                regions.iter().map(|r| scope(Some(r))).collect()
+                            } else {
+                                vec![scope(None)]
+                            };
+                            unreachable
+                                .extend(scopes.into_iter().map(|s| (*kind, s, e.to_string())));
+                        }
+                    }
                     failed.push(AccountFailure {
                         account: account.label.clone(),
                         code: e.code(),
@@ -327,6 +347,7 @@ impl Collector {
             kinds,
             accounts,
             failed,
+            unreachable,
         })
     }
 
@@ -387,6 +408,9 @@ impl Collector {
             tasks.spawn(async move { run_account(ctx, scopes, global, share, settings).await });
         }
         let mut scans = Vec::new();
+        for (kind, scope, error) in &plan.unreachable {
+            scans.push(scan::fail_unstarted(&self.bus, kind, scope, request_id, error).await);
+        }
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(reports) => scans.extend(reports),

@@ -174,6 +174,33 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
     report
 }
 
+/// Record a scan of a scope that could not start (its account's credentials or
+/// endpoint failed before any listing): `scan.failed`, so that the scan table
+/// shows it; nothing is deleted.
+pub(crate) async fn fail_unstarted(
+    bus: &Bus,
+    kind: &'static KindDef,
+    scope: &Scope,
+    request_id: &str,
+    error: &str,
+) -> ScanReport {
+    let scan_id = uuid::Uuid::now_v7().to_string();
+    let mut failed = envelope(kind, scope, &scan_id, request_id, EventType::ScanFailed);
+    failed.error = Some(error.to_owned());
+    if let Err(e) = bus.publish_events(&[failed], None).await {
+        tracing::error!(scan_id, error = %e, "could not publish scan.failed");
+    }
+    ScanReport {
+        scan_id,
+        kind: kind.name.to_owned(),
+        account_id: scope.account_id.clone(),
+        region: scope.region.clone(),
+        attempts: 1,
+        error: Some(error.to_owned()),
+        ..Default::default()
+    }
+}
+
 async fn scan(
     ctx: &ScanContext,
     kind: &'static KindDef,
