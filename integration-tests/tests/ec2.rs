@@ -411,7 +411,7 @@ async fn seed(ec2: &Client, region: &str) -> Fleet {
         .vpc_peering_connection_id()
         .unwrap()
         .to_owned();
-    // Moto's default modify path: a visible attribute change on the subnet.
+    // A boolean column that differs from its default.
     ec2.modify_subnet_attribute()
         .subnet_id(&subnet_b)
         .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())

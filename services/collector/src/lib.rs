@@ -2,7 +2,7 @@
 //! changes as events, one scan per (source, kind, account, region).
 //!
 //! Architecture invariant: collectors never read PostgreSQL. What they last
-//! published lives on the bus (the collector state bucket), so a collector can
+//! published is read back from the event stream, so a collector can
 //! run anywhere NATS and the provider are reachable.
 //!
 //! Architecture invariant: a failed, cancelled or partial scan publishes no
