@@ -428,8 +428,9 @@ impl HttpFaultProxy {
                 upstream.clone(),
             );
             async move {
-                let sts = String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity")
-                    || String::from_utf8_lossy(&body).contains("Action=AssumeRole");
+                let text = String::from_utf8_lossy(&body);
+                let sts =
+                    text.contains("Action=GetCallerIdentity") || text.contains("Action=AssumeRole");
                 let fault = match *mode.lock().unwrap() {
                     Faults::None => None,
                     Faults::RefuseAll => Some(0),

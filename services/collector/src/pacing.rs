@@ -139,10 +139,6 @@ impl Pacer {
         }
     }
 
-    pub fn settings(&self) -> &Pacing {
-        &self.settings
-    }
-
     fn bucket(&self, key: &str) -> Arc<Mutex<Bucket>> {
         self.buckets
             .lock()

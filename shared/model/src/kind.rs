@@ -277,6 +277,7 @@ impl KindDef {
         select(response, self.list.items)
     }
 
+    /// The first non-empty scalar value of a field.
     fn field_text(
         &self,
         field: Field,
@@ -284,9 +285,15 @@ impl KindDef {
         tags: &Map<String, Value>,
         region: Option<&str>,
     ) -> Option<String> {
-        self.field_texts(field, payload, tags, region)
-            .into_iter()
-            .next()
+        match field {
+            Field::Pointer(p) => payload.pointer(p).and_then(scalar_text),
+            Field::Tag(k) => tags.get(k).and_then(scalar_text),
+            Field::ScopeRegion => region.map(str::to_owned),
+            Field::Each(paths) => paths
+                .iter()
+                .flat_map(|p| select(payload, p))
+                .find_map(scalar_text),
+        }
     }
 
     /// Every non-empty scalar value of a field, in order, without duplicates.
@@ -297,25 +304,33 @@ impl KindDef {
         tags: &Map<String, Value>,
         region: Option<&str>,
     ) -> Vec<String> {
-        let values: Vec<&Value> = match field {
-            Field::Pointer(p) => payload.pointer(p).into_iter().collect(),
-            Field::Tag(k) => tags.get(k).into_iter().collect(),
-            Field::ScopeRegion => return region.map(str::to_owned).into_iter().collect(),
-            Field::Each(paths) => paths.iter().flat_map(|p| select(payload, p)).collect(),
+        let Field::Each(paths) = field else {
+            return self
+                .field_text(field, payload, tags, region)
+                .into_iter()
+                .collect();
         };
-        let mut out: Vec<String> = Vec::with_capacity(values.len());
-        for v in values {
-            let text = match v {
-                Value::String(s) if !s.is_empty() => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => continue,
-            };
+        let mut out: Vec<String> = Vec::new();
+        for text in paths
+            .iter()
+            .flat_map(|p| select(payload, p))
+            .filter_map(scalar_text)
+        {
             if !out.contains(&text) {
                 out.push(text);
             }
         }
         out
+    }
+}
+
+/// A string (non-empty), number or boolean as text; anything else is no value.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 

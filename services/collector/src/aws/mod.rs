@@ -151,13 +151,14 @@ where
         SdkError::ServiceError(service) => service.err().code().map(str::to_owned),
         _ => None,
     };
-    let message = aws_sdk_ec2::error::DisplayErrorContext(&e).to_string();
+    let message = format!(
+        "credential {:?} of account {}: {}",
+        source.credential,
+        source.account_label(),
+        aws_sdk_ec2::error::DisplayErrorContext(&e)
+    );
     if code.as_deref().is_some_and(|c| AUTH.contains(&c)) {
-        return CollectError::Credentials(format!(
-            "credential {:?} of account {}: {operation} denied: {message}",
-            source.credential,
-            source.account_label()
-        ));
+        return CollectError::Credentials(format!("{operation} denied: {message}"));
     }
     CollectError::Provider {
         operation: operation.to_owned(),
@@ -180,14 +181,9 @@ pub struct AwsSource {
 }
 
 impl AwsSource {
-    /// The standard chain: `AWS_PROFILE`, `AWS_ACCESS_KEY_ID`…, `AWS_REGION`,
-    /// `AWS_ENDPOINT_URL`, web identity, instance metadata.
-    pub async fn from_env() -> AwsSource {
-        AwsSource::new(AwsSource::environment().await)
-    }
-
-    /// The SDK configuration of the environment (region, endpoint, default
-    /// credential chain): the base every configured account builds on.
+    /// The SDK configuration of the environment (region, endpoint, and the
+    /// standard credential chain: `AWS_PROFILE`, `AWS_ACCESS_KEY_ID`…, web
+    /// identity, instance metadata): the base every configured account builds on.
     pub async fn environment() -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest()).load().await
     }
@@ -300,24 +296,14 @@ impl AwsSource {
                     .pacer
                     .call(&key, &mut stats, classify, || client.get_caller_identity().send())
                     .await
-                    .map_err(|e| {
-                        let transient = classify(&e) != Failure::Permanent
-                            && !matches!(&e, SdkError::ServiceError(s) if s.err().code().is_some_and(|c| AUTH.contains(&c)));
-                        let message = format!(
-                            "credential {:?} of account {}: GetCallerIdentity failed: {}",
-                            self.credential,
-                            self.account_label(),
-                            aws_sdk_sts::error::DisplayErrorContext(&e)
-                        );
-                        if transient {
-                            CollectError::Provider {
-                                operation: "GetCallerIdentity".into(),
-                                message,
-                                retryable: true,
-                            }
-                        } else {
-                            CollectError::Credentials(message)
-                        }
+                    .map_err(|e| match sdk_error(self, "GetCallerIdentity", e) {
+                        // An identity call that fails for good is a credential problem.
+                        CollectError::Provider {
+                            operation,
+                            message,
+                            retryable: false,
+                        } => CollectError::Credentials(format!("{operation} failed: {message}")),
+                        other => other,
                     })?;
                 let account = out.account.ok_or_else(|| {
                     CollectError::Credentials(format!(
@@ -470,11 +456,7 @@ impl AwsSource {
             image_ids: None,
         };
         let body = self.call(kind, &region, request, stats).await?;
-        let mut next = body
-            .get("nextToken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty() && kind.list.max_page.is_some())
-            .map(str::to_owned);
+        let mut next = next_token(&body).filter(|_| kind.list.max_page.is_some());
         if next.is_none() && matches!(kind.list.ownership, Ownership::OwnedAndReferenced { .. }) {
             next = Some(REFERENCED.to_owned());
         }
@@ -508,9 +490,9 @@ impl AwsSource {
                     ids.insert(id.clone());
                 }
             }
-            match body.get("nextToken").and_then(Value::as_str) {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => break,
+            match next_token(&body) {
+                Some(t) => token = Some(t),
+                None => break,
             }
         }
         let mut items = Vec::new();
@@ -594,6 +576,14 @@ impl Source for Unusable {
     ) -> BoxFuture<'a, Result<RawPage, CollectError>> {
         Box::pin(async { Err(CollectError::Credentials(self.0.clone())) })
     }
+}
+
+/// The token of the page after this response's, if any.
+fn next_token(body: &Value) -> Option<String> {
+    body.get("nextToken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
 }
 
 /// `next` token of the last page of an owned-and-referenced listing.
