@@ -15,7 +15,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
 use aws_sdk_ec2::config::Credentials;
 use inventory_api::{ApiServer, ApiState};
 use inventory_bus::Bus;
-use inventory_collector::{AwsSource, Collector, CollectorSettings, Pacer, Pacing};
+use inventory_collector::{AwsSource, Collector, CollectorSettings, Pacer, Pacing, TaskSettings};
+use inventory_model::Task;
 use inventory_projector::{Projector, ProjectorSettings};
 use inventory_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -101,6 +102,20 @@ pub fn test_pacer() -> Arc<Pacer> {
     }))
 }
 
+/// Task settings for tests: quick polls, short backoffs, and a short ack wait
+/// so that a killed collector's task is redelivered within seconds.
+pub fn test_tasks() -> TaskSettings {
+    TaskSettings {
+        concurrency: 2,
+        max_attempts: 3,
+        backoff: Duration::from_millis(300),
+        max_backoff: Duration::from_secs(1),
+        ack_wait: Duration::from_secs(3),
+        fairness: 10,
+        poll: Duration::from_millis(50),
+    }
+}
+
 /// One test's slice of the servers.
 pub struct TestEnv {
     pub bus: Bus,
@@ -165,10 +180,10 @@ impl TestEnv {
             AwsSource::with_pacer(aws, "test", None, test_pacer()),
             CollectorSettings {
                 regions: Some(regions.iter().map(|r| r.to_string()).collect()),
-                interval: None,
                 page_size: 5,
                 concurrency: 4,
                 scan_retries: 0,
+                tasks: test_tasks(),
                 ..Default::default()
             },
         )
@@ -248,6 +263,29 @@ impl Api {
             .collect();
         ids.sort();
         ids
+    }
+}
+
+/// Wait (up to 60 s) until task `id` has reached a final state, and return it.
+pub async fn wait_for_task(env: &TestEnv, id: &str) -> Task {
+    wait_for_state(env, id, |t| t.state.is_final()).await
+}
+
+/// Wait (up to 60 s) until task `id` satisfies `done`, and return it.
+pub async fn wait_for_state(env: &TestEnv, id: &str, done: impl Fn(&Task) -> bool) -> Task {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let task = env.bus.task(id).await.expect("task record");
+        if let Some(task) = &task
+            && done(task)
+        {
+            return task.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} did not get there: {task:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

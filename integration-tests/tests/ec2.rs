@@ -118,11 +118,11 @@ async fn collector(
         accounts,
         CollectorSettings {
             regions: None,
-            interval: None,
             page_size: 5,
             concurrency: 6,
             scan_retries: 2,
             retry_delay: Duration::from_millis(100),
+            ..Default::default()
         },
     )
 }

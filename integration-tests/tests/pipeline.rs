@@ -4,8 +4,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use inventory_integration_tests::{FaultProxy, Moto, TestEnv, amazon_image, fresh_store};
-use inventory_model::{CollectRequest, Envelope, EventType, SCHEMA_VERSION, Scope, content_hash};
+use inventory_integration_tests::{
+    FaultProxy, Moto, TestEnv, amazon_image, fresh_store, wait_for_task,
+};
+use inventory_model::{
+    CollectRequest, Envelope, EventType, SCHEMA_VERSION, Scope, TaskState, content_hash,
+};
 use inventory_store::Store;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -931,38 +935,49 @@ async fn collection_requests_over_nats() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await; // subscription in place
 
+    let request = CollectRequest {
+        regions: vec!["us-east-1".into()],
+        ..Default::default()
+    };
     let reply = env
         .bus
-        .request_collection(
-            "aws",
-            "vpcs",
-            &CollectRequest {
-                accounts: vec![],
-                regions: vec!["us-east-1".into()],
-            },
-        )
+        .request_collection("aws", "vpcs", &request, Some("vpcs-once"))
         .await
         .unwrap();
-    assert!(
-        reply["request_id"]
-            .as_str()
-            .is_some_and(|id| !id.is_empty()),
-        "{reply}"
-    );
+    assert_eq!(reply["request_id"], "vpcs-once", "{reply}");
+    assert_eq!(reply["duplicate"], false, "{reply}");
+    // The same request id again is the same task: it runs once.
+    let again = env
+        .bus
+        .request_collection("aws", "vpcs", &request, Some("vpcs-once"))
+        .await
+        .unwrap();
+    assert_eq!(again["duplicate"], true, "{again}");
 
+    // Requests that can never run are answered with the reason and recorded
+    // as dead tasks.
     let subject = env.bus.names().collect_subject("aws", "vpcs");
     let bad = env
         .bus
-        .request_raw(&subject, b"{not json".to_vec())
+        .request_raw(&subject, b"{not json".to_vec(), None)
         .await
         .unwrap();
     assert_eq!(bad["error"]["code"], "malformed_request", "{bad}");
+    let dead = env
+        .bus
+        .task(bad["request_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .expect("a dead-letter record");
+    assert_eq!(dead.state, TaskState::Dead);
+    assert_eq!(dead.error.unwrap().code, "malformed_request");
     let unknown = env
         .bus
-        .request_collection("aws", "teapots", &CollectRequest::default())
+        .request_collection("aws", "teapots", &CollectRequest::default(), None)
         .await
         .unwrap();
     assert_eq!(unknown["error"]["code"], "unknown_kind", "{unknown}");
+    // An account the collector does not know is found when the task runs.
     let other = env
         .bus
         .request_collection(
@@ -970,12 +985,17 @@ async fn collection_requests_over_nats() {
             "all",
             &CollectRequest {
                 accounts: vec!["999999999999".into()],
-                regions: vec![],
+                ..Default::default()
             },
+            None,
         )
         .await
         .unwrap();
-    assert_eq!(other["error"]["code"], "unknown_account", "{other}");
+    let other_id = other["request_id"].as_str().unwrap().to_owned();
+    let other_task = wait_for_task(&env, &other_id).await;
+    assert_eq!(other_task.state, TaskState::Dead);
+    assert_eq!(other_task.attempts, 1, "a permanent error is not retried");
+    assert_eq!(other_task.error.unwrap().code, "unknown_account");
 
     let want = moto_vpcs(&ec2).await;
     let api = env.api();

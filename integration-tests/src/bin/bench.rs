@@ -248,7 +248,6 @@ async fn collector_child(n: usize, prefix: &str) -> anyhow::Result<()> {
     bus.ensure_topology().await?;
     let settings = CollectorSettings {
         regions: Some(vec![REGION.into()]),
-        interval: None,
         page_size: 1000,
         concurrency: 1,
         ..Default::default()

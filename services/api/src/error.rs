@@ -2,6 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use inventory_bus::{BusError, TaskOpError};
 use inventory_store::StoreError;
 use serde_json::{Value, json};
 
@@ -24,6 +25,10 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    Timeout(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -43,6 +48,8 @@ impl ApiError {
             ApiError::Ambiguous { .. } => "ambiguous_id",
             ApiError::Gone { .. } => "gone",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -64,6 +71,25 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<BusError> for ApiError {
+    fn from(e: BusError) -> ApiError {
+        ApiError::Unavailable(format!("nats unavailable: {e}"))
+    }
+}
+
+impl From<TaskOpError> for ApiError {
+    fn from(e: TaskOpError) -> ApiError {
+        match e {
+            TaskOpError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            TaskOpError::Conflict { .. } => ApiError::Conflict {
+                code: "task_state",
+                message: e.to_string(),
+            },
+            TaskOpError::Bus(b) => b.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -72,6 +98,8 @@ impl ResponseError for ApiError {
             ApiError::Ambiguous { .. } => StatusCode::CONFLICT,
             ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,8 +7,10 @@
 //! Routes are generic over the model's kind catalogue: each kind gets a list,
 //! a get, and nested collections for every link it takes part in.
 
+mod consistency;
 mod error;
 mod routes;
+mod tasks;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, RwLock};
@@ -27,8 +29,13 @@ pub struct ApiState {
     base: Store,
     /// The projection schema being served (switched by `inventory replay --switch`).
     current: Arc<RwLock<Store>>,
-    /// For readiness only; `None` when the API runs without a bus.
+    /// Readiness, the task routes and `?after_task=`; `None` when the API runs
+    /// without a bus.
     pub bus: Option<Bus>,
+    /// The projection whose checkpoint `?after_task=` / `?min_seq=` wait for.
+    projection: String,
+    /// How long they wait at most.
+    read_wait: Duration,
 }
 
 /// How often the API checks which schema it should serve.
@@ -40,7 +47,21 @@ impl ApiState {
             current: Arc::new(RwLock::new(store.clone())),
             base: store,
             bus,
+            projection: "tables".into(),
+            read_wait: Duration::from_secs(30),
         }
+    }
+
+    /// Wait for projection `name` (default `tables`) on reads that ask to.
+    pub fn with_projection(mut self, name: &str) -> ApiState {
+        self.projection = name.to_owned();
+        self
+    }
+
+    /// Wait at most this long on reads that ask to (default 30 s).
+    pub fn with_read_wait(mut self, wait: Duration) -> ApiState {
+        self.read_wait = wait;
+        self
     }
 
     /// The store of the schema being served now.
@@ -96,6 +117,7 @@ impl ApiServer {
         };
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(consistency::read_after))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(routes::query_config())
                 .configure(routes::configure)

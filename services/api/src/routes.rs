@@ -13,13 +13,14 @@ use crate::{ApiError, ApiState};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-type Params = web::Query<Vec<(String, String)>>;
+pub(crate) type Params = web::Query<Vec<(String, String)>>;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .service(
             web::scope("/api/v1")
+                .configure(crate::tasks::configure)
                 .route("/changes", web::get().to(changes))
                 .route("/{source}/{kinds}", web::get().to(list))
                 .route("/{source}/{kinds}/{id}", web::get().to(get))
@@ -93,7 +94,7 @@ fn parse_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
         })
 }
 
-fn parse_limit(value: &str) -> Result<usize, ApiError> {
+pub(crate) fn parse_limit(value: &str) -> Result<usize, ApiError> {
     value
         .parse()
         .ok()
@@ -126,7 +127,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
 }
 
 /// Reject repeated parameters and NUL bytes, which no column can hold.
-fn check_params(params: &[(String, String)]) -> Result<(), ApiError> {
+pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), ApiError> {
     for (i, (name, value)) in params.iter().enumerate() {
         if name.contains('\0') || value.contains('\0') {
             return Err(ApiError::bad_request(

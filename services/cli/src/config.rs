@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use inventory_collector::{AccountSpec, CredentialSpec, Pacing};
+use inventory_collector::{AccountSpec, CredentialSpec, Pacing, TaskSettings};
+use inventory_model::{Priority, ScheduleDef, ScheduleRequest};
 use inventory_projector::housekeeping::{Retention, Window};
 use serde::Deserialize;
 
@@ -22,6 +23,11 @@ pub struct Config {
     pub aws: AwsConfig,
     pub log: LogConfig,
     pub retention: RetentionConfig,
+    /// Periodic collections (`every: 1h` or `cron: "0 */6 * * *"`). None
+    /// configured: one schedule `all` of every kind, every `collector.interval`.
+    pub schedules: Vec<ScheduleDef>,
+    /// How collectors run queued tasks.
+    pub tasks: TaskSettings,
 }
 
 /// History retention, applied by the projector's housekeeping schedule.
@@ -78,12 +84,15 @@ pub struct DatabaseConfig {
 pub struct ApiConfig {
     pub addr: String,
     pub workers: usize,
+    /// How long `?after_task=` / `?min_seq=` wait for the projection (`30s`).
+    pub read_wait: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
-    /// Full collection at start and then this often (`15m`, `1h`); `off` disables it.
+    /// Without `schedules`: a full collection (schedule `all`) this often,
+    /// aligned to the epoch and fired once across instances; `off` disables it.
     pub interval: String,
     pub page_size: i32,
     pub concurrency: usize,
@@ -146,6 +155,7 @@ impl Default for ApiConfig {
         ApiConfig {
             addr: "127.0.0.1:8080".into(),
             workers: 2,
+            read_wait: "30s".into(),
         }
     }
 }
@@ -205,6 +215,8 @@ impl Config {
         }
         config.interval()?;
         config.retry_delay()?;
+        config.schedules()?;
+        config.read_wait()?;
         config.retention()?;
         Ok(config)
     }
@@ -255,6 +267,40 @@ impl Config {
                 .map(Some)
                 .with_context(|| format!("invalid collection interval {s:?} (try 15m or off)")),
         }
+    }
+
+    /// The schedules collectors keep: the configured ones, or else the full
+    /// collection every `collector.interval` (unless that is `off`).
+    pub fn schedules(&self) -> anyhow::Result<Vec<ScheduleDef>> {
+        let mut defs = self.schedules.clone();
+        if defs.is_empty() && self.interval()?.is_some() {
+            defs.push(ScheduleDef {
+                name: "all".into(),
+                request: ScheduleRequest {
+                    source: "aws".into(),
+                    kind: "all".into(),
+                    accounts: Vec::new(),
+                    regions: Vec::new(),
+                },
+                every: Some(self.collector.interval.clone()),
+                cron: None,
+                priority: Priority::Low,
+            });
+        }
+        for (i, def) in defs.iter().enumerate() {
+            def.cadence().context("invalid schedule")?;
+            if defs[..i].iter().any(|d| d.name == def.name) {
+                bail!("schedule {} is defined more than once", def.name);
+            }
+        }
+        Ok(defs)
+    }
+
+    /// How long reads that wait for the projection wait at most.
+    pub fn read_wait(&self) -> anyhow::Result<Duration> {
+        let s = &self.api.read_wait;
+        humantime::parse_duration(s)
+            .with_context(|| format!("invalid api read wait {s:?} (try 30s)"))
     }
 
     /// How long a failed scan waits before it is tried again.
@@ -394,6 +440,56 @@ mod tests {
         assert_eq!(c.interval().unwrap(), None);
         assert_eq!(c.nats.url, "nats://n:1");
         assert_eq!(c.database_url_redacted(), "postgres://u:***@h/db");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn schedules_and_task_settings_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("inv-schedules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("inventory.yaml");
+        std::fs::write(
+            &file,
+            r#"
+schedules:
+  - { name: vpcs-often, request: { source: aws, kind: vpcs, regions: [eu-west-1] }, every: 5m, priority: high }
+  - { name: all-6h, request: { source: aws, kind: all }, cron: "0 */6 * * *" }
+tasks: { concurrency: 4, max_attempts: 3, backoff: 10s, ack_wait: 2m, fairness: 5 }
+"#,
+        )
+        .unwrap();
+        let c = Config::load_with(Some(&file), &env(&[])).unwrap();
+        let s = c.schedules().unwrap();
+        assert_eq!(s.len(), 2, "configured schedules replace the default one");
+        assert_eq!(s[0].priority, Priority::High);
+        assert_eq!(s[0].request.regions, ["eu-west-1"]);
+        assert_eq!(s[1].cron.as_deref(), Some("0 */6 * * *"));
+        assert_eq!(c.tasks.concurrency, 4);
+        assert_eq!(c.tasks.ack_wait, Duration::from_secs(120));
+        assert_eq!(c.tasks.poll, TaskSettings::default().poll);
+
+        let default = Config::load_with(None, &env(&[]))
+            .unwrap()
+            .schedules()
+            .unwrap();
+        assert_eq!(default.len(), 1);
+        assert_eq!(
+            (default[0].name.as_str(), default[0].every.as_deref()),
+            ("all", Some("15m"))
+        );
+        let off = Config::load_with(None, &env(&[("INVENTORY_COLLECT_INTERVAL", "off")])).unwrap();
+        assert!(off.schedules().unwrap().is_empty());
+
+        for bad in [
+            "schedules: [{ name: x, request: { source: aws, kind: all } }]",
+            "schedules: [{ name: x, request: { source: aws, kind: teapots }, every: 1h }]",
+            "schedules: [{ name: x, request: { source: aws, kind: all }, cron: '* * *' }]",
+            "schedules: [{ name: x, request: { source: aws, kind: all }, every: 1h }, { name: x, request: { source: aws, kind: all }, every: 2h }]",
+            "tasks: { backoff: soon }",
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(Config::load_with(Some(&file), &env(&[])).is_err(), "{bad}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

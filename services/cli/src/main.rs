@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 use inventory_api::{ApiServer, ApiState};
 use inventory_bus::Bus;
 use inventory_collector::{Account, AwsSource, Collector, CollectorSettings, Pacer};
-use inventory_model::CollectRequest;
 use inventory_projector::housekeeping::run_housekeeping;
 use inventory_projector::notify::run_notifier;
 use inventory_projector::{Projector, ProjectorSettings};
@@ -22,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use config::Config;
 
 mod replay;
+mod tasks;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -52,19 +52,15 @@ enum Command {
     Api,
     /// Apply database migrations.
     Migrate,
-    /// Publish an ad-hoc collection request and print its request id.
-    Collect {
-        /// Source, e.g. `aws`.
-        source: String,
-        /// Kind (plural, e.g. `instances`) or `all`.
-        kind: String,
-        /// Restrict to these accounts (repeatable).
-        #[arg(long = "account")]
-        accounts: Vec<String>,
-        /// Restrict to these regions (repeatable).
-        #[arg(long = "region")]
-        regions: Vec<String>,
-    },
+    /// Request a collection (queued as a task) and print the reply; `--wait`
+    /// follows it to its end.
+    Collect(tasks::CollectArgs),
+    /// List, inspect, cancel, delete and re-drive collection tasks.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
+    /// The periodic collections.
+    #[command(subcommand)]
+    Schedules(tasks::SchedulesCommand),
     /// Rebuild projections from the event stream alone, into a schema of their own.
     Replay(replay::ReplayArgs),
     /// Checksums of every projection table; with two schemas, where they differ.
@@ -103,11 +99,13 @@ fn connect_store(config: &Config) -> anyhow::Result<Store> {
 async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
     let settings = CollectorSettings {
         regions: (!config.aws.regions.is_empty()).then(|| config.aws.regions.clone()),
-        interval: config.interval()?,
         page_size: config.collector.page_size,
         concurrency: config.collector.concurrency,
         scan_retries: config.collector.scan_retries,
         retry_delay: config.retry_delay()?,
+        tasks: config.tasks.clone(),
+        schedules: config.schedules()?,
+        ..Default::default()
     };
     let pacer = Arc::new(Pacer::new(config.aws.pacing.clone()));
     // Region, endpoint (`AWS_ENDPOINT_URL`) and the default credential chain.
@@ -141,7 +139,8 @@ async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
     tracing::info!(
         endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "default".into()),
         accounts = ?accounts.iter().map(|a| a.label.as_str()).collect::<Vec<_>>(),
-        regions = ?settings.regions, interval = ?settings.interval,
+        regions = ?settings.regions,
+        schedules = ?settings.schedules.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         "collector configured"
     );
     Ok(Collector::with_accounts(bus, accounts, settings))
@@ -203,20 +202,21 @@ async fn main() -> anyhow::Result<()> {
                 "migrations applied"
             );
         }
-        Command::Collect {
-            source,
-            kind,
-            accounts,
-            regions,
-        } => {
+        Command::Collect(args) => {
             let bus = connect_bus(&config).await?;
-            let reply = bus
-                .request_collection(&source, &kind, &CollectRequest { accounts, regions })
-                .await?;
-            println!("{reply}");
-            if reply.get("error").is_some() {
+            if !tasks::collect(&bus, args).await? {
                 std::process::exit(1);
             }
+        }
+        Command::Tasks(command) => {
+            let bus = connect_bus(&config).await?;
+            bus.ensure_topology().await?;
+            tasks::tasks(&bus, command).await?;
+        }
+        Command::Schedules(command) => {
+            let bus = connect_bus(&config).await?;
+            bus.ensure_topology().await?;
+            tasks::schedules(&bus, command).await?;
         }
         Command::Replay(args) => {
             let bus = connect_bus(&config).await?;
@@ -257,7 +257,9 @@ async fn main() -> anyhow::Result<()> {
             let store = connect_store(&config)?;
             let server = ApiServer::start(
                 &config.api.addr,
-                ApiState::new(store, Some(bus)),
+                ApiState::new(store, Some(bus))
+                    .with_projection(&config.projector.name)
+                    .with_read_wait(config.read_wait()?),
                 config.api.workers,
             )?;
             shutdown_on_ctrl_c().cancelled().await;
@@ -271,7 +273,9 @@ async fn main() -> anyhow::Result<()> {
             let shutdown = shutdown_on_ctrl_c();
             let server = ApiServer::start(
                 &config.api.addr,
-                ApiState::new(store.clone(), Some(bus.clone())),
+                ApiState::new(store.clone(), Some(bus.clone()))
+                    .with_projection(&config.projector.name)
+                    .with_read_wait(config.read_wait()?),
                 config.api.workers,
             )?;
             let projecting = serving_store(&config).await?;

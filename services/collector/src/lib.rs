@@ -13,19 +13,20 @@ pub mod aws;
 pub mod diff;
 pub mod pacing;
 pub mod scan;
+pub mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use inventory_bus::{Bus, BusError, CollectDelivery};
-use inventory_model::{CollectRequest, KindDef, RequestError, Scope, resolve_kinds};
+use inventory_bus::{Bus, BusError};
+use inventory_model::{CollectRequest, KindDef, RequestError, ScheduleDef, Scope, resolve_kinds};
 use serde::Serialize;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 pub use aws::{AccountSpec, AwsSource, CredentialSpec};
 pub use pacing::{CallStats, Pacer, Pacing};
+pub use tasks::TaskSettings;
 
 /// One page of a list call: the raw response as JSON, and the next page's token.
 #[derive(Debug)]
@@ -101,8 +102,7 @@ impl CollectError {
             CollectError::UnknownAccount { .. } => "unknown_account",
             CollectError::Cancelled => "cancelled",
             CollectError::Internal(_) => "internal",
-            CollectError::Request(RequestError::MalformedBody(_)) => "malformed_request",
-            CollectError::Request(_) => "unknown_kind",
+            CollectError::Request(e) => e.code(),
             CollectError::Bus(_) => "bus_unavailable",
         }
     }
@@ -113,8 +113,6 @@ pub struct CollectorSettings {
     /// Narrow regional scans to these regions (`INVENTORY_AWS_REGIONS`); `None`:
     /// every enabled region.
     pub regions: Option<Vec<String>>,
-    /// Run a full collection at start and then at this interval; `None`: only on request.
-    pub interval: Option<Duration>,
     /// `MaxResults` for paginated list calls.
     pub page_size: i32,
     /// Scans running at once, across accounts; each account gets at most its
@@ -124,17 +122,30 @@ pub struct CollectorSettings {
     /// within its collection, after [`CollectorSettings::retry_delay`].
     pub scan_retries: u32,
     pub retry_delay: Duration,
+    /// How queued tasks are run.
+    pub tasks: TaskSettings,
+    /// Periodic collections; every instance keeps the shared set in step with
+    /// its own, and each period fires once across all instances.
+    pub schedules: Vec<ScheduleDef>,
+    /// This collector's name in task records.
+    pub worker: String,
 }
 
 impl Default for CollectorSettings {
     fn default() -> Self {
         CollectorSettings {
             regions: None,
-            interval: Some(Duration::from_secs(15 * 60)),
             page_size: 1000,
             concurrency: 8,
             scan_retries: 2,
             retry_delay: Duration::from_secs(30),
+            tasks: TaskSettings::default(),
+            schedules: Vec::new(),
+            worker: format!(
+                "collector-{}-{}",
+                std::process::id(),
+                &uuid::Uuid::now_v7().simple().to_string()[24..]
+            ),
         }
     }
 }
@@ -159,6 +170,9 @@ pub struct AccountFailure {
     pub account: String,
     pub code: &'static str,
     pub error: String,
+    /// Whether trying again later may succeed.
+    #[serde(skip)]
+    pub retryable: bool,
 }
 
 /// What one collection request did.
@@ -185,7 +199,7 @@ struct Plan {
     failed: Vec<AccountFailure>,
     /// The scopes of failed accounts that can be named without the provider
     /// (configured id; explicit regions): each gets a `scan.failed`.
-    unreachable: Vec<(&'static KindDef, Scope, String)>,
+    unreachable: Vec<(&'static KindDef, Scope, String, bool)>,
 }
 
 struct AccountPlan {
@@ -314,14 +328,18 @@ impl Collector {
                             } else {
                                 vec![scope(None)]
                             };
-                            unreachable
-                                .extend(scopes.into_iter().map(|s| (*kind, s, e.to_string())));
+                            unreachable.extend(
+                                scopes
+                                    .into_iter()
+                                    .map(|s| (*kind, s, e.to_string(), e.is_retryable())),
+                            );
                         }
                     }
                     failed.push(AccountFailure {
                         account: account.label.clone(),
                         code: e.code(),
                         error: e.to_string(),
+                        retryable: e.is_retryable(),
                     });
                     first_error.get_or_insert(e);
                 }
@@ -362,7 +380,14 @@ impl Collector {
         self.plan(kinds, request).await
     }
 
-    async fn execute(&self, plan: Plan, request_id: &str) -> CollectionReport {
+    /// Run a plan's scans under `cancel`, reporting to `progress` if given.
+    async fn execute(
+        &self,
+        plan: Plan,
+        request_id: &str,
+        cancel: CancellationToken,
+        progress: Option<Arc<tasks::TaskProgress>>,
+    ) -> CollectionReport {
         let accounts = plan.accounts.len().max(1);
         let concurrency = self.settings.concurrency.max(1);
         // Every account gets its share of the scan slots, so a slow or throttled
@@ -370,14 +395,16 @@ impl Collector {
         let share = concurrency.div_ceil(accounts);
         let global = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut planned = 0;
         for account in plan.accounts {
             let ctx = scan::ScanContext {
                 bus: self.bus.clone(),
                 source: account.source.clone(),
                 page_size: self.settings.page_size,
                 request_id: request_id.into(),
-                cancel: self.cancel.clone(),
+                cancel: cancel.clone(),
                 locks: self.locks.clone(),
+                progress: progress.clone(),
             };
             let scopes: Vec<(&'static KindDef, Scope)> = plan
                 .kinds
@@ -405,11 +432,20 @@ impl Collector {
                 }))
                 .collect();
             let (global, settings) = (global.clone(), self.settings.clone());
+            planned += scopes.len();
             tasks.spawn(async move { run_account(ctx, scopes, global, share, settings).await });
         }
+        if let Some(p) = &progress {
+            p.planned((planned + plan.unreachable.len()) as u64);
+        }
         let mut scans = Vec::new();
-        for (kind, scope, error) in &plan.unreachable {
-            scans.push(scan::fail_unstarted(&self.bus, kind, scope, request_id, error).await);
+        for (kind, scope, error, retryable) in &plan.unreachable {
+            let report =
+                scan::fail_unstarted(&self.bus, kind, scope, request_id, error, *retryable).await;
+            if let Some(p) = &progress {
+                p.scan_done(&report);
+            }
+            scans.push(report);
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
@@ -433,112 +469,47 @@ impl Collector {
         request_id: &str,
     ) -> Result<CollectionReport, CollectError> {
         let plan = self.prepare(source, kind, request).await?;
-        Ok(self.execute(plan, request_id).await)
+        Ok(self
+            .execute(plan, request_id, self.cancel.child_token(), None)
+            .await)
     }
 
-    /// Serve collection requests from the bus and, if configured, collect
-    /// everything periodically, until `shutdown` is cancelled.
+    /// Serve the control plane until `shutdown` is cancelled: take collection
+    /// requests into the task queue, run queued tasks, and fire schedules.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.bus.ensure_topology().await?;
+        self.bus.sync_schedules(&self.settings.schedules).await?;
         let mut inbox = self.bus.collect_requests("inventory-collectors").await?;
         tracing::info!(
             subject = self.bus.names().collect_wildcard(),
-            "collector listening for collection requests"
+            worker = self.settings.worker,
+            schedules = self.settings.schedules.len(),
+            "collector listening for collection requests and tasks"
         );
-        let periodic = {
-            let this = self.clone();
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move { this.periodic(shutdown).await })
-        };
-        loop {
+        let mut work = tokio::spawn(self.clone().work(shutdown.clone()));
+        let schedules = tokio::spawn(self.clone().fire_schedules(shutdown.clone()));
+        let result = loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break Ok(()),
+                r = &mut work => break r.map_err(anyhow::Error::from).and_then(|r| r),
                 msg = inbox.next() => match msg {
-                    Some(delivery) => self.handle_request(delivery).await,
-                    None => break,
+                    Some(delivery) => self.intake(delivery).await,
+                    None => break Err(anyhow::anyhow!("the collection request subscription ended")),
                 },
             }
-        }
-        // Running scans stop at their next page and record themselves as failed.
+        };
+        // Running scans stop at their next page; their tasks go back to the queue.
         self.cancel.cancel();
-        if tokio::time::timeout(Duration::from_secs(30), periodic)
-            .await
-            .is_err()
-        {
-            tracing::warn!("periodic collection did not stop within 30s");
-        }
-        Ok(())
-    }
-
-    async fn periodic(&self, shutdown: CancellationToken) {
-        let Some(every) = self.settings.interval else {
-            return;
-        };
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let request_id = format!("scheduled-{}", uuid::Uuid::now_v7());
-            tracing::info!(request_id, "starting scheduled full collection");
-            match self
-                .collect("aws", "all", &CollectRequest::default(), &request_id)
+        shutdown.cancel();
+        if !work.is_finished()
+            && tokio::time::timeout(Duration::from_secs(30), &mut work)
                 .await
-            {
-                Ok(report) => tracing::info!(
-                    request_id,
-                    scans = report.scans.len(),
-                    failed = report.failed(),
-                    "scheduled collection finished"
-                ),
-                Err(e) => tracing::error!(request_id, error = %e, "scheduled collection failed"),
-            }
+                .is_err()
+        {
+            tracing::warn!("running tasks did not stop within 30s");
         }
-    }
-
-    async fn handle_request(&self, delivery: CollectDelivery) {
-        let request_id = uuid::Uuid::now_v7().to_string();
-        let prepared = match CollectRequest::parse(&delivery.body) {
-            Ok(request) => {
-                self.prepare(&delivery.source, &delivery.kind, &request)
-                    .await
-            }
-            Err(e) => Err(e.into()),
-        };
-        let reply = match &prepared {
-            Ok(_) => json!({"request_id": request_id}),
-            Err(e) => {
-                tracing::warn!(
-                    source = delivery.source, kind = delivery.kind, error = %e,
-                    "rejected collection request"
-                );
-                json!({"error": {"code": e.code(), "message": e.to_string()}})
-            }
-        };
-        if let Err(e) = delivery.respond(&reply).await {
-            tracing::warn!(request_id, error = %e, "could not reply to collection request");
-        }
-        let Ok(plan) = prepared else { return };
-        tracing::info!(
-            request_id,
-            source = delivery.source,
-            kind = delivery.kind,
-            accounts = plan.accounts.len(),
-            accounts_failed = plan.failed.len(),
-            "collection request accepted"
-        );
-        let this = self.clone();
-        tokio::spawn(async move {
-            let report = this.execute(plan, &request_id).await;
-            tracing::info!(
-                request_id,
-                scans = report.scans.len(),
-                failed = report.failed(),
-                "collection request finished"
-            );
-        });
+        let _ = schedules.await;
+        result
     }
 }
 

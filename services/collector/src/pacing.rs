@@ -162,12 +162,12 @@ impl Pacer {
     /// The backoff before retry number `retry` (1-based): uniformly random up to
     /// `base · 2^(retry-1)`, capped.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let cap = self
-            .settings
-            .base_backoff
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
-            .min(self.settings.max_backoff);
-        cap.mul_f64(fastrand::f64())
+        inventory_model::jittered_backoff(
+            self.settings.base_backoff,
+            self.settings.max_backoff,
+            retry,
+            fastrand::f64(),
+        )
     }
 
     /// Run `call` under the bucket `key` (`account/region/Operation`), retrying

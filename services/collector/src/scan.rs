@@ -41,9 +41,14 @@ pub struct ScanReport {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The error's stable code.
+    #[serde(skip)]
+    pub code: &'static str,
     /// Whether the error is transient (the scan is worth trying again).
     #[serde(skip)]
     pub retryable: bool,
+    /// Stream sequence of the scan's last event (0: none was published).
+    pub last_seq: u64,
 }
 
 /// Everything a scan needs, owned, so scans run as independent tasks.
@@ -56,6 +61,8 @@ pub(crate) struct ScanContext {
     /// Checked between pages: a cancelled scan fails (and deletes nothing).
     pub cancel: CancellationToken,
     pub locks: ScopeLocks,
+    /// The task's live progress, if the scan runs for one.
+    pub progress: Option<Arc<crate::tasks::TaskProgress>>,
 }
 
 /// One scan at a time per (source, kind, scope) in this process: two scans of one
@@ -142,8 +149,11 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             EventType::ScanFailed,
         );
         failed.error = Some(e.to_string());
-        if let Err(publish) = ctx.bus.publish_events(&[failed], trace.as_deref()).await {
-            tracing::error!(scan_id, error = %publish, "could not publish scan.failed");
+        match ctx.bus.publish_events(&[failed], trace.as_deref()).await {
+            Ok(acks) => report.last_seq = last_seq(&acks).max(report.last_seq),
+            Err(publish) => {
+                tracing::error!(scan_id, error = %publish, "could not publish scan.failed")
+            }
         }
         tracing::warn!(
             scan_id, kind = kind.name, account_id = scope.account_id,
@@ -153,6 +163,7 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             "scan failed"
         );
         report.retryable = e.is_retryable();
+        report.code = e.code();
         report.error = Some(e.to_string());
     } else {
         tracing::info!(
@@ -171,7 +182,15 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             "scan completed"
         );
     }
+    if let Some(p) = &ctx.progress {
+        p.scan_done(&report);
+    }
     report
+}
+
+/// The highest sequence of a batch of publishes (0: none).
+fn last_seq(acks: &[inventory_bus::Published]) -> u64 {
+    acks.iter().map(|a| a.seq).max().unwrap_or_default()
 }
 
 /// Record a scan of a scope that could not start (its account's credentials or
@@ -183,13 +202,18 @@ pub(crate) async fn fail_unstarted(
     scope: &Scope,
     request_id: &str,
     error: &str,
+    retryable: bool,
 ) -> ScanReport {
     let scan_id = uuid::Uuid::now_v7().to_string();
     let mut failed = envelope(kind, scope, &scan_id, request_id, EventType::ScanFailed);
     failed.error = Some(error.to_owned());
-    if let Err(e) = bus.publish_events(&[failed], None).await {
-        tracing::error!(scan_id, error = %e, "could not publish scan.failed");
-    }
+    let seq = match bus.publish_events(&[failed], None).await {
+        Ok(acks) => last_seq(&acks),
+        Err(e) => {
+            tracing::error!(scan_id, error = %e, "could not publish scan.failed");
+            0
+        }
+    };
     ScanReport {
         scan_id,
         kind: kind.name.to_owned(),
@@ -197,6 +221,9 @@ pub(crate) async fn fail_unstarted(
         region: scope.region.clone(),
         attempts: 1,
         error: Some(error.to_owned()),
+        code: "account_unreachable",
+        retryable,
+        last_seq: seq,
         ..Default::default()
     }
 }
@@ -218,7 +245,7 @@ async fn scan(
         &ctx.request_id,
         EventType::ScanStarted,
     );
-    bus.publish_events(&[started], trace).await?;
+    report.last_seq = last_seq(&bus.publish_events(&[started], trace).await?);
 
     // One page is published while the next is fetched; every publish is
     // acknowledged (or has failed) before the scan goes on or gives up.
@@ -271,7 +298,7 @@ async fn scan(
     );
     completed.resources_seen = Some(report.seen);
     events.push(completed);
-    bus.publish_events(&events, trace).await?;
+    report.last_seq = last_seq(&bus.publish_events(&events, trace).await?);
     report.deleted = gone.len() as u64;
     Ok(())
 }
@@ -316,7 +343,11 @@ async fn list_pages(
         report.pages += 1;
         let observed_at = Utc::now();
         let mut events: Vec<(Envelope, Bytes)> = Vec::new();
-        for item in kind.items(&page.body) {
+        let items = kind.items(&page.body);
+        if let Some(p) = &ctx.progress {
+            p.seen(items.len() as u64);
+        }
+        for item in items {
             let Some(id) = kind.id_of(item) else {
                 return Err(CollectError::Provider {
                     operation: kind.list.operation.to_owned(),

@@ -12,6 +12,7 @@
 
 mod names;
 mod state;
+mod tasks;
 mod topology;
 
 use std::time::Duration;
@@ -20,9 +21,11 @@ use async_nats::jetstream::{self, consumer::PullConsumer};
 use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, future};
+use inventory_model::subject::untoken;
 use inventory_model::{CollectRequest, Envelope};
 
 pub use names::Names;
+pub use tasks::{Intake, Submitted, TaskDelivery, TaskOpError, TaskQueue};
 
 /// Header carrying the event type, so consumers can route without decoding.
 pub const HEADER_EVENT_TYPE: &str = "Inventory-Event-Type";
@@ -62,6 +65,7 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     names: Names,
+    buckets: std::sync::Arc<tokio::sync::OnceCell<tasks::Buckets>>,
 }
 
 /// A change notification: the projection wrote a version for the event `seq`.
@@ -104,7 +108,12 @@ impl Bus {
             .timeout(Duration::from_secs(10))
             .max_ack_inflight(4096)
             .build(client.clone());
-        Ok(Bus { client, js, names })
+        Ok(Bus {
+            client,
+            js,
+            names,
+            buckets: Default::default(),
+        })
     }
 
     pub fn names(&self) -> &Names {
@@ -372,31 +381,40 @@ impl Bus {
         })
     }
 
-    /// Send a collection request and wait for the collector's reply.
+    /// Send a collection request and wait for the collector's reply (`id`: an
+    /// idempotency key, sent as `Nats-Msg-Id`; the task gets it as its id).
     pub async fn request_collection(
         &self,
         source: &str,
         kind: &str,
         request: &CollectRequest,
+        id: Option<&str>,
     ) -> Result<serde_json::Value, BusError> {
         let subject = self.names.collect_subject(source, kind);
         let body = serde_json::to_vec(request).expect("a request always serializes");
-        self.request_raw(&subject, body).await
+        self.request_raw(&subject, body, id).await
     }
 
-    /// Send raw bytes as a request and parse the JSON reply.
+    /// Send raw bytes as a request (with an optional `Nats-Msg-Id`) and parse
+    /// the JSON reply.
     pub async fn request_raw(
         &self,
         subject: &str,
         body: Vec<u8>,
+        id: Option<&str>,
     ) -> Result<serde_json::Value, BusError> {
         let err = |reason: String| BusError::Request {
             subject: subject.to_owned(),
             reason,
         };
+        let mut headers = HeaderMap::new();
+        if let Some(id) = id {
+            headers.insert(header::NATS_MESSAGE_ID, id);
+        }
         let reply = tokio::time::timeout(
             Duration::from_secs(10),
-            self.client.request(subject.to_owned(), body.into()),
+            self.client
+                .request_with_headers(subject.to_owned(), headers, body.into()),
         )
         .await
         .map_err(|_| err("no reply within 10s (is a collector running?)".into()))?
@@ -538,6 +556,8 @@ pub struct CollectDelivery {
     pub source: String,
     pub kind: String,
     pub body: Bytes,
+    /// The requester's `Nats-Msg-Id`: its idempotency key, used as the task id.
+    pub msg_id: Option<String>,
     reply: Option<async_nats::Subject>,
     client: async_nats::Client,
 }
@@ -551,10 +571,16 @@ impl CollectInbox {
             let (Some(kind), Some(source)) = (tokens.next(), tokens.next()) else {
                 continue;
             };
+            let msg_id = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(header::NATS_MESSAGE_ID))
+                .map(|v| v.as_str().to_owned());
             return Some(CollectDelivery {
-                source: source.to_owned(),
-                kind: kind.to_owned(),
+                source: untoken(source).unwrap_or_else(|| source.to_owned()),
+                kind: untoken(kind).unwrap_or_else(|| kind.to_owned()),
                 body: msg.payload.clone(),
+                msg_id,
                 reply: msg.reply.clone(),
                 client: self.client.clone(),
             });

@@ -1,7 +1,7 @@
 //! Subject and stream names of one deployment (a subject prefix).
 
 use inventory_model::subject::{region_token, token};
-use inventory_model::{Envelope, Scope};
+use inventory_model::{Envelope, Priority, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -110,6 +110,20 @@ impl Names {
         format!("{}.events.>", self.prefix)
     }
 
+    pub fn tasks_stream(&self) -> String {
+        self.stream("INVENTORY_TASKS")
+    }
+
+    /// `<p>.tasks.queue.<priority>.<task id>`: one attempt of a task, queued.
+    pub fn task_subject(&self, priority: Priority, id: &str) -> String {
+        format!("{}.tasks.queue.{priority}.{}", self.prefix, token(id))
+    }
+
+    /// Every queued task of one priority.
+    pub fn task_queue_filter(&self, priority: Priority) -> String {
+        format!("{}.tasks.queue.{priority}.>", self.prefix)
+    }
+
     pub fn collect_subject(&self, source: &str, kind: &str) -> String {
         format!("{}.collect.{}.{}", self.prefix, token(source), token(kind))
     }
@@ -174,6 +188,12 @@ mod tests {
         );
         assert_eq!(n.collect_subject("aws", "all"), "t-1.collect.aws.all");
         assert_eq!(n.changes_stream(), "T_1_CHANGES");
+        assert_eq!(n.tasks_stream(), "T_1_TASKS");
+        assert_eq!(
+            n.task_subject(Priority::High, "a-1"),
+            "t-1.tasks.queue.high.a-1"
+        );
+        assert_eq!(n.subject("inventory-tasks"), "t-1-tasks");
         assert_eq!(
             n.change_subject("aws", "instance", "deleted"),
             "t-1.changes.aws.instance.deleted"

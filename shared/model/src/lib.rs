@@ -11,7 +11,9 @@ pub mod event;
 pub mod jsondiff;
 pub mod kind;
 pub mod request;
+pub mod schedule;
 pub mod subject;
+pub mod task;
 
 pub use catalogue::{KINDS, kind_by_name, kind_by_plural};
 pub use event::{
@@ -23,3 +25,8 @@ pub use kind::{
     Cell, Column, ColumnType, Field, KindDef, LinkDef, ListCall, Ownership, Projected, Side, select,
 };
 pub use request::{CollectRequest, RequestError, resolve_kinds};
+pub use schedule::{Cadence, ScheduleDef, ScheduleError, ScheduleRequest, ScheduleState};
+pub use task::{
+    AttemptOutcome, NextStep, Priority, PriorityOrder, Progress, ScopeFailure, Task, TaskError,
+    TaskFilter, TaskSpec, TaskState, jittered_backoff, next_step, sort_tasks, valid_task_id,
+};

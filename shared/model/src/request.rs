@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalogue::{KINDS, kind_by_plural};
 use crate::kind::KindDef;
+use crate::task::Priority;
 
 /// The JSON body of a collection request. Every field is optional; an empty body
 /// means "every configured account and region".
@@ -14,6 +15,9 @@ pub struct CollectRequest {
     pub accounts: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<String>,
+    /// How urgently to run it (default normal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -28,6 +32,16 @@ pub enum RequestError {
         kind: String,
         known: String,
     },
+}
+
+impl RequestError {
+    /// Stable code for replies, task errors and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::MalformedBody(_) => "malformed_request",
+            RequestError::UnknownSource(_) | RequestError::UnknownKind { .. } => "unknown_kind",
+        }
+    }
 }
 
 impl CollectRequest {
