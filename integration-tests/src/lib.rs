@@ -436,6 +436,8 @@ pub enum Faults {
     /// Answer every request as AWS does to keys it does not know: 401 with
     /// `AuthFailure` (EC2) or `InvalidClientTokenId` (STS).
     AuthFailure,
+    /// Forward everything, each request after this delay (a slow provider).
+    Delay(Duration),
 }
 
 /// An HTTP proxy in front of moto that injects provider faults, per request.
@@ -469,8 +471,12 @@ impl HttpFaultProxy {
                 let text = String::from_utf8_lossy(&body);
                 let sts =
                     text.contains("Action=GetCallerIdentity") || text.contains("Action=AssumeRole");
-                let fault = match *mode.lock().unwrap() {
-                    Faults::None => None,
+                let current = *mode.lock().unwrap();
+                if let Faults::Delay(d) = current {
+                    tokio::time::sleep(d).await;
+                }
+                let fault = match current {
+                    Faults::None | Faults::Delay(_) => None,
                     Faults::RefuseAll => Some(0),
                     Faults::AuthFailure => Some(2),
                     Faults::Share(p) => {

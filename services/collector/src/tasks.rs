@@ -332,28 +332,38 @@ impl Collector {
         let progress = Arc::new(TaskProgress::default());
         let run = self.collect_task(&spec, cancel.clone(), progress.clone());
         tokio::pin!(run);
-        let beat =
-            (settings.ack_wait / 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        // Heartbeats (with the progress so far) every third of the ack wait;
+        // a cancel request is looked for at every poll.
+        let beat = (settings.ack_wait / 3).max(Duration::from_millis(100));
+        let look = settings.poll.clamp(Duration::from_millis(50), beat);
+        let mut last_beat = tokio::time::Instant::now();
         let result = loop {
             tokio::select! {
                 r = &mut run => break r,
-                _ = tokio::time::sleep(beat) => {
-                    if let Err(e) = delivery.heartbeat().await {
-                        tracing::warn!(error = %e, "task heartbeat failed");
-                    }
-                    let now = progress.snapshot();
-                    let update = self.bus.update_task(&spec.id, |t| {
-                        if t.cancel_requested {
-                            cancel.cancel();
-                        }
+                _ = tokio::time::sleep(look) => {}
+            }
+            if last_beat.elapsed() >= beat {
+                last_beat = tokio::time::Instant::now();
+                if let Err(e) = delivery.heartbeat().await {
+                    tracing::warn!(error = %e, "task heartbeat failed");
+                }
+                let now = progress.snapshot();
+                let update = self
+                    .bus
+                    .update_task(&spec.id, |t| {
                         let changed = t.progress != now;
                         t.progress = now;
                         Ok::<_, ()>(changed)
-                    }).await;
-                    if let Err(e) = update {
-                        tracing::warn!(error = %e, "cannot record task progress");
-                    }
+                    })
+                    .await;
+                if let Err(e) = update {
+                    tracing::warn!(error = %e, "cannot record task progress");
                 }
+            }
+            match self.bus.task(&spec.id).await {
+                Ok(Some(t)) if t.cancel_requested => cancel.cancel(),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the task record"),
             }
         };
         if self.cancel.is_cancelled() {
