@@ -35,8 +35,12 @@ async fn collect(envs: &[(&str, String)], args: &[&str]) -> (bool, serde_json::V
         .output()
         .await
         .unwrap();
-    let reply = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no reply: {}", String::from_utf8_lossy(&out.stderr)));
+    // The reply, then (with `--wait`) the task as it ended: the last document.
+    let reply = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<serde_json::Value>()
+        .filter_map(Result::ok)
+        .last()
+        .unwrap_or_else(|| panic!("no reply: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.success(), reply)
 }
 
@@ -197,10 +201,62 @@ collector: {{ interval: 1h }}
         let body = served(&format!("http://{api}/api/v1/aws/vpcs/{vpc}")).await;
         assert_eq!(body["account_id"], *account);
     }
-    let (ok, reply) = collect(&envs, &["aws", "vpcs", "--account", "333333333333"]).await;
-    assert!(ok && reply["request_id"].is_string(), "{reply}");
-    let (ok, reply) = collect(&envs, &["aws", "vpcs", "--account", "999999999999"]).await;
+    // `--wait` follows the task to its end and exits non-zero unless it completed.
+    let (ok, task) = collect(
+        &envs,
+        &["aws", "vpcs", "--account", "333333333333", "--wait"],
+    )
+    .await;
+    assert!(ok, "{task}");
+    assert_eq!(task["state"], "completed", "{task}");
+    assert!(
+        task["progress"]["scopes_done"].as_u64().unwrap() >= 1,
+        "{task}"
+    );
+    let (ok, task) = collect(
+        &envs,
+        &["aws", "vpcs", "--account", "999999999999", "--wait"],
+    )
+    .await;
     assert!(!ok);
-    assert_eq!(reply["error"]["code"], "unknown_account", "{reply}");
+    assert_eq!(task["state"], "dead", "{task}");
+    assert_eq!(task["error"]["code"], "unknown_account", "{task}");
+
+    // The operator's view: the dead letter is listed, shown and re-drivable.
+    let id = task["id"].as_str().unwrap();
+    let tasks = |args: &[&str]| {
+        let mut c = command(&envs);
+        c.arg("tasks").args(args);
+        c.output()
+    };
+    let out = tasks(&["list", "--state", "dead"]).await.unwrap();
+    assert!(out.status.success());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains(id) && listing.contains("is not configured"),
+        "{listing}"
+    );
+    let out = tasks(&["show", id]).await.unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["state"], "dead");
+    let out = tasks(&["cancel", id]).await.unwrap();
+    assert!(!out.status.success(), "a dead task cannot be cancelled");
+    let out = tasks(&["retry", id]).await.unwrap();
+    assert!(out.status.success());
+    let retried: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(retried["redriven"], 1);
+    let out = tasks(&["show", "no-such-task"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no task no-such-task"));
+    let out = command(&envs)
+        .args(["schedules", "list"])
+        .output()
+        .await
+        .unwrap();
+    let schedules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        schedules[0]["name"], "all",
+        "the default schedule: {schedules}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -67,7 +67,10 @@ fn the_model_does_no_io() {
                 "chrono",
                 "thiserror",
                 "xxhash-rust",
-                "uuid"
+                "uuid",
+                // Pure parsing of schedule periods and cron expressions.
+                "humantime",
+                "cron"
             ]
             .contains(&allowed.as_str()),
             "inventory-model depends on {allowed}"

@@ -398,7 +398,7 @@ impl PriorityOrder {
     pub fn order(&self) -> [Priority; 3] {
         use Priority::*;
         if self.every > 0 && self.taken % self.every == self.every - 1 {
-            if (self.taken / self.every) % 2 == 0 {
+            if (self.taken / self.every).is_multiple_of(2) {
                 [Low, Normal, High]
             } else {
                 [Normal, Low, High]
