@@ -463,7 +463,7 @@ async fn cancel_removes_pending_tasks_and_stops_active_ones_without_deleting() {
     )
     .await;
     assert_eq!(scans.len(), 1);
-    assert_eq!(scans[0].get::<_, String>(0), "failed");
+    assert_eq!(scans[0].get::<_, String>(0), "cancelled");
     assert!(scans[0].get::<_, String>(1).contains("cancelled"));
 
     // The collector is free for the next task, and a scan that completes does

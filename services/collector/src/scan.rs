@@ -141,18 +141,16 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
         .await;
     report.duration_ms = started.elapsed().as_millis() as u64;
     if let Err(e) = result {
-        let mut failed = envelope(
-            kind,
-            &scope,
-            &scan_id,
-            &ctx.request_id,
-            EventType::ScanFailed,
-        );
+        let end = match e {
+            CollectError::Cancelled => EventType::ScanCancelled,
+            _ => EventType::ScanFailed,
+        };
+        let mut failed = envelope(kind, &scope, &scan_id, &ctx.request_id, end);
         failed.error = Some(e.to_string());
         match ctx.bus.publish_events(&[failed], trace.as_deref()).await {
             Ok(acks) => report.last_seq = last_seq(&acks).max(report.last_seq),
             Err(publish) => {
-                tracing::error!(scan_id, error = %publish, "could not publish scan.failed")
+                tracing::error!(scan_id, error = %publish, "could not publish the scan's end")
             }
         }
         tracing::warn!(

@@ -132,7 +132,7 @@ fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractE
             request_id,
             at: observed_at,
         }),
-        EventType::ScanCompleted | EventType::ScanFailed => {
+        EventType::ScanCompleted | EventType::ScanFailed | EventType::ScanCancelled => {
             let result = match event_type {
                 EventType::ScanCompleted => Ok(resources_seen.unwrap_or_default()),
                 _ => Err(error.unwrap_or_default()),
@@ -144,6 +144,7 @@ fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractE
                 scope,
                 at: observed_at,
                 result,
+                cancelled: event_type == EventType::ScanCancelled,
             })
         }
     })

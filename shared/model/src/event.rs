@@ -2,7 +2,7 @@
 //!
 //! One [`Envelope`] type carries both resource events (`resource.created`,
 //! `resource.updated`, `resource.deleted`) and scan markers (`scan.started`,
-//! `scan.completed`, `scan.failed`). Envelopes are JSON on the wire; the raw
+//! `scan.completed`, `scan.failed`, `scan.cancelled`). Envelopes are JSON on the wire; the raw
 //! provider payload travels untouched as a `serde_json::Value`.
 
 use chrono::{DateTime, Utc};
@@ -27,6 +27,9 @@ pub enum EventType {
     ScanCompleted,
     #[serde(rename = "scan.failed")]
     ScanFailed,
+    /// Stopped on request (its task was cancelled); like a failure, it deletes nothing.
+    #[serde(rename = "scan.cancelled")]
+    ScanCancelled,
 }
 
 impl EventType {
@@ -38,6 +41,7 @@ impl EventType {
             EventType::ScanStarted => "scan.started",
             EventType::ScanCompleted => "scan.completed",
             EventType::ScanFailed => "scan.failed",
+            EventType::ScanCancelled => "scan.cancelled",
         }
     }
 
@@ -147,7 +151,9 @@ impl Envelope {
             EventType::ScanCompleted if self.resources_seen.is_none() => {
                 return Err(missing("resources_seen"));
             }
-            EventType::ScanFailed if self.error.is_none() => return Err(missing("error")),
+            EventType::ScanFailed | EventType::ScanCancelled if self.error.is_none() => {
+                return Err(missing("error"));
+            }
             _ => {}
         }
         Ok(())

@@ -59,8 +59,11 @@ pub enum BatchItem {
         kind: &'static KindDef,
         scope: Scope,
         at: DateTime<Utc>,
-        /// `Ok(resources seen)` for a completed scan, `Err(reason)` for a failed one.
+        /// `Ok(resources seen)` for a completed scan, `Err(reason)` for a failed
+        /// or cancelled one.
         result: Result<u64, String>,
+        /// It was stopped on request rather than failing.
+        cancelled: bool,
     },
     Dead {
         seq: u64,
@@ -507,10 +510,12 @@ impl Store {
                     scope,
                     at,
                     result,
+                    cancelled,
                     ..
                 } => {
                     let (state, seen, error) = match result {
                         Ok(n) => ("completed", Some(*n as i64), None),
+                        Err(e) if *cancelled => ("cancelled", None, Some(e.clone())),
                         Err(e) => ("failed", None, Some(e.clone())),
                     };
                     out.applied += tx
