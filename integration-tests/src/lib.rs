@@ -372,6 +372,26 @@ pub async fn amazon_image(ec2: &aws_sdk_ec2::Client) -> String {
         .to_owned()
 }
 
+/// Launch `n` instances of an Amazon image, one reservation each (moto pages
+/// instance listings by reservation); their ids, sorted.
+pub async fn launch_instances(ec2: &aws_sdk_ec2::Client, n: usize) -> Vec<String> {
+    let image = amazon_image(ec2).await;
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let out = ec2
+            .run_instances()
+            .image_id(&image)
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .expect("run instance");
+        ids.push(out.instances()[0].instance_id().expect("id").to_owned());
+    }
+    ids.sort();
+    ids
+}
+
 /// A TCP proxy in front of moto that can be switched to answer 503 to everything
 /// (and cut the connections it has open), to make scans fail for real.
 pub struct FaultProxy {

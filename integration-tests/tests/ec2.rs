@@ -16,7 +16,7 @@ use inventory_collector::{
     Account, AccountSpec, CollectionReport, Collector, CollectorSettings, CredentialSpec,
 };
 use inventory_integration_tests::{
-    Api, Faults, HttpFaultProxy, Moto, TestEnv, amazon_image, test_pacer,
+    Api, Faults, HttpFaultProxy, Moto, TestEnv, amazon_image, launch_instances, test_pacer,
 };
 use inventory_model::{CollectRequest, KINDS};
 use serde_json::Value;
@@ -1005,16 +1005,7 @@ async fn throttling_and_outages_are_retried_and_isolated() {
     let moto = Moto::start().await;
     let dir = std::env::temp_dir().join(format!("inventory-faults-{}", uuid::Uuid::now_v7()));
     let a = ec2(&moto.sdk_config(), "us-east-1");
-    let image = amazon_image(&a).await;
-    for _ in 0..6 {
-        a.run_instances()
-            .image_id(&image)
-            .min_count(1)
-            .max_count(1)
-            .send()
-            .await
-            .unwrap();
-    }
+    launch_instances(&a, 6).await;
     a.create_volume()
         .availability_zone("us-east-1a")
         .size(5)

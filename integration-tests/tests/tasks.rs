@@ -10,7 +10,7 @@ use std::time::Duration;
 use inventory_bus::{Bus, Intake};
 use inventory_collector::{AwsSource, Collector, CollectorSettings, TaskSettings};
 use inventory_integration_tests::{
-    Faults, HttpFaultProxy, Moto, TestEnv, amazon_image, command, test_pacer, test_tasks,
+    Faults, HttpFaultProxy, Moto, TestEnv, command, launch_instances, test_pacer, test_tasks,
     wait_for_state, wait_for_task,
 };
 use inventory_model::{
@@ -101,27 +101,6 @@ async fn seed_vpcs(moto: &Moto, n: u8) -> Vec<String> {
             .unwrap();
     }
     moto_vpcs(moto).await
-}
-
-/// `n` instances, one reservation each (moto pages instance listings by
-/// reservation, so a task over them takes one call per page).
-async fn seed_instances(moto: &Moto, n: usize) -> Vec<String> {
-    let ec2 = moto.ec2(REGION);
-    let image = amazon_image(&ec2).await;
-    let mut ids = Vec::new();
-    for _ in 0..n {
-        let out = ec2
-            .run_instances()
-            .image_id(&image)
-            .min_count(1)
-            .max_count(1)
-            .send()
-            .await
-            .unwrap();
-        ids.push(out.instances()[0].instance_id().unwrap().to_owned());
-    }
-    ids.sort();
-    ids
 }
 
 async fn moto_vpcs(moto: &Moto) -> Vec<String> {
@@ -219,7 +198,7 @@ async fn three_instances_fire_each_schedule_once_per_period() {
 async fn a_killed_collectors_task_finishes_on_another_without_loss_or_duplicates() {
     let env = TestEnv::new().await;
     let moto = Moto::start().await;
-    let want = seed_instances(&moto, 30).await;
+    let want = launch_instances(&moto.ec2(REGION), 30).await;
     let proxy = HttpFaultProxy::start(&moto.endpoint, Faults::Delay(Duration::from_millis(400)), 1);
     let dir = std::env::temp_dir().join(format!("inv-kill-{}", env.bus.names().prefix()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -402,7 +381,7 @@ async fn a_high_priority_request_overtakes_the_backlog() {
 async fn cancel_removes_pending_tasks_and_stops_active_ones_without_deleting() {
     let env = TestEnv::new().await;
     let moto = Moto::start().await;
-    let instances = seed_instances(&moto, 30).await;
+    let instances = launch_instances(&moto.ec2(REGION), 30).await;
     // An instance an earlier scan saw, gone from the provider since: a scan
     // that completes deletes it, a cancelled one must not.
     let payload = json!({"instanceId": "i-phantom", "instanceType": "t3.micro", "state": {"name": "running"}});

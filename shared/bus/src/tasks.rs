@@ -83,6 +83,20 @@ fn decode<T: serde::de::DeserializeOwned>(
         .map_err(|e| kv_error(bucket, format!("record {key} is not valid: {e}")))
 }
 
+/// Every key of a bucket.
+async fn keys(kv: &kv::Store) -> Result<Vec<String>, BusError> {
+    kv.keys()
+        .await
+        .map_err(|e| kv_error(&kv.name, e))?
+        .try_collect()
+        .await
+        .map_err(|e| kv_error(&kv.name, e))
+}
+
+fn found(task: Option<Task>, id: &str) -> Result<Task, TaskOpError> {
+    task.ok_or_else(|| TaskOpError::NotFound(id.to_owned()))
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).expect("records always serialize"))
 }
@@ -288,13 +302,7 @@ impl Bus {
     /// Every task matching `filter`, newest first.
     pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, BusError> {
         let kv = self.tasks_kv().await?;
-        let keys: Vec<String> = kv
-            .keys()
-            .await
-            .map_err(|e| kv_error(&kv.name, e))?
-            .try_collect()
-            .await
-            .map_err(|e| kv_error(&kv.name, e))?;
+        let keys = keys(kv).await?;
         let mut tasks: Vec<Task> = futures::stream::iter(keys)
             .map(|key| async move {
                 match kv.get(&key).await.map_err(|e| kv_error(&kv.name, e))? {
@@ -337,8 +345,8 @@ impl Bus {
                     needs: "needs it pending, scheduled or active",
                 }),
             })
-            .await??
-            .ok_or_else(|| TaskOpError::NotFound(id.to_owned()))?;
+            .await??;
+        let task = found(task, id)?;
         if let Some(seq) = unqueue {
             self.unqueue(seq).await?;
         }
@@ -349,10 +357,7 @@ impl Bus {
     /// Run a finished task again (re-drive a dead letter): a new attempt is
     /// queued and its record starts over as pending.
     pub async fn retry_task(&self, id: &str) -> Result<Task, TaskOpError> {
-        let task = self
-            .task(id)
-            .await?
-            .ok_or_else(|| TaskOpError::NotFound(id.to_owned()))?;
+        let task = self.existing(id).await?;
         let retryable = |state: TaskState| {
             matches!(
                 state,
@@ -390,18 +395,15 @@ impl Bus {
                 t.cancel_requested = false;
                 Ok::<_, TaskOpError>(true)
             })
-            .await??
-            .ok_or_else(|| TaskOpError::NotFound(id.to_owned()))?;
+            .await??;
+        let task = found(task, id)?;
         tracing::info!(task_id = id, round, "task re-driven");
         Ok(task)
     }
 
     /// Forget a task that is not running: its record and any queued message.
     pub async fn delete_task(&self, id: &str) -> Result<Task, TaskOpError> {
-        let task = self
-            .task(id)
-            .await?
-            .ok_or_else(|| TaskOpError::NotFound(id.to_owned()))?;
+        let task = self.existing(id).await?;
         if task.state == TaskState::Active {
             return Err(TaskOpError::Conflict {
                 id: id.to_owned(),
@@ -418,6 +420,11 @@ impl Bus {
         kv.purge(id).await.map_err(|e| kv_error(&kv.name, e))?;
         tracing::info!(task_id = id, "task deleted");
         Ok(task)
+    }
+
+    /// The record of a task that must exist.
+    async fn existing(&self, id: &str) -> Result<Task, TaskOpError> {
+        found(self.task(id).await?, id)
     }
 
     /// Remove a queued message (it may be gone already).
@@ -507,13 +514,7 @@ impl Bus {
     /// Every schedule with its revision (for [`Bus::mark_fired`]), by name.
     pub async fn schedules(&self) -> Result<Vec<(ScheduleState, u64)>, BusError> {
         let kv = &self.buckets().await?.schedules;
-        let keys: Vec<String> = kv
-            .keys()
-            .await
-            .map_err(|e| kv_error(&kv.name, e))?
-            .try_collect()
-            .await
-            .map_err(|e| kv_error(&kv.name, e))?;
+        let keys = keys(kv).await?;
         let mut out = Vec::new();
         for key in keys {
             if let Some(entry) = kv.entry(&key).await.map_err(|e| kv_error(&kv.name, e))?
