@@ -271,7 +271,7 @@ impl Collector {
     /// cancelled; `None` when there is nothing to run.
     async fn start(&self, spec: &TaskSpec, delivery: &TaskDelivery) -> Option<Task> {
         let worker = self.settings.worker.clone();
-        let begin = |t: &mut Task| -> Result<bool, ()> {
+        let begin = |t: &mut Task| -> Result<bool, std::convert::Infallible> {
             if t.state.is_final() {
                 return Ok(false);
             }
@@ -305,7 +305,7 @@ impl Collector {
                         tracing::warn!(error = %e, "cannot write the task record");
                     }
                 }
-                Ok(Err(())) => unreachable!("begin never refuses"),
+                Ok(Err(never)) => match never {},
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot update the task record; retrying later");
                     nak(delivery, Duration::from_secs(1)).await;
@@ -393,7 +393,11 @@ impl Collector {
                 None,
             ),
         };
-        outcome.cancelled = cancel.is_cancelled();
+        // Cancelled only if the cancel stopped something: a task that finished
+        // as the request came in keeps its outcome.
+        let unfinished =
+            outcome.plan_error.is_some() || outcome.scopes_retryable + outcome.scopes_permanent > 0;
+        outcome.cancelled = cancel.is_cancelled() && unfinished;
         let step = next_step(&outcome, task.attempts, settings.max_attempts.max(1));
         let backoff = jittered_backoff(
             settings.backoff,
