@@ -176,7 +176,7 @@ aws:
 collector: {{ interval: 1h }}
 "#
     );
-    std::fs::write(dir.join("inventory.yaml"), config).unwrap();
+    std::fs::write(dir.join("inventory.yaml"), &config).unwrap();
     let (_, db_url) = fresh_store().await;
     let api = free_addr();
     let envs = up_env(
@@ -191,7 +191,7 @@ collector: {{ interval: 1h }}
             ("AWS_REGION", "us-east-1".into()),
         ],
     );
-    let _up = command(&envs)
+    let up = command(&envs)
         .arg("up")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -258,5 +258,41 @@ collector: {{ interval: 1h }}
         schedules[0]["name"], "all",
         "the default schedule: {schedules}"
     );
+
+    // A changed configuration takes effect on SIGHUP: the configured schedule
+    // replaces the default one.
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        format!(
+            "{config}schedules: [{{ name: nightly, request: {{ source: aws, kind: all }}, cron: \"0 2 * * *\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let pid = up.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = command(&envs)
+            .args(["schedules", "list"])
+            .output()
+            .await
+            .unwrap();
+        let schedules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if schedules.as_array().unwrap().len() == 1 && schedules[0]["name"] == "nightly" {
+            assert_eq!(schedules[0]["cron"], "0 2 * * *");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "schedules not reloaded: {schedules}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -172,6 +172,33 @@ fn projector(config: &Config, bus: Bus, store: Store) -> Projector {
     )
 }
 
+/// On SIGHUP, read the configuration again and bring the shared schedules in
+/// line with it (the rest of the configuration applies at the next start).
+async fn reload_schedules_on_hangup(file: Option<PathBuf>, bus: Bus, shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; schedules change only at start");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hangup.recv() => {}
+        }
+        let defs = match Config::load(file.as_deref()).and_then(|c| c.schedules()) {
+            Ok(defs) => defs,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "configuration not reloaded");
+                continue;
+            }
+        };
+        match bus.sync_schedules(&defs).await {
+            Ok(()) => tracing::info!(schedules = defs.len(), "schedules reloaded"),
+            Err(e) => tracing::error!(error = %e, "schedules not reloaded"),
+        }
+    }
+}
+
 fn shutdown_on_ctrl_c() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
@@ -230,10 +257,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Collector => {
             let bus = connect_bus(&config).await?;
-            collector(&config, bus)
-                .await?
-                .run(shutdown_on_ctrl_c())
-                .await?;
+            let shutdown = shutdown_on_ctrl_c();
+            tokio::spawn(reload_schedules_on_hangup(
+                cli.config.clone(),
+                bus.clone(),
+                shutdown.clone(),
+            ));
+            collector(&config, bus).await?.run(shutdown).await?;
         }
         Command::Projector => {
             let bus = connect_bus(&config).await?;
@@ -291,6 +321,11 @@ async fn main() -> anyhow::Result<()> {
             ));
             let mut projector =
                 tokio::spawn(projector(&config, bus.clone(), projecting).run(shutdown.clone()));
+            tokio::spawn(reload_schedules_on_hangup(
+                cli.config.clone(),
+                bus.clone(),
+                shutdown.clone(),
+            ));
             let mut collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
             // Run until Ctrl-C, or until a service stops on its own (an error).
             let failed = tokio::select! {
