@@ -24,7 +24,7 @@ use inventory_model::catalogue::AWS_INSTANCE;
 use inventory_model::{
     CollectRequest, Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash,
 };
-use inventory_store::{BatchItem, Filter, ListQuery, ResourceChange, Store};
+use inventory_store::{BatchItem, Filter, JsonText, ListQuery, ResourceChange, Store};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -400,7 +400,11 @@ async fn main() -> anyhow::Result<()> {
                             scan_id: e.scan_id,
                             request_id: e.request_id,
                             trace_id: None,
-                            state: Some((projected, payload, e.content_hash.expect("hash"))),
+                            state: Some((
+                                projected,
+                                JsonText::from_value(&payload),
+                                e.content_hash.expect("hash"),
+                            )),
                         },
                     }
                 })

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use inventory_bus::{Bus, Delivery};
 use inventory_model::{ContractError, Envelope, EventType, kind_by_name};
-use inventory_store::{BatchItem, BatchOutcome, DeadLetter, ResourceChange, Store};
+use inventory_store::{BatchItem, BatchOutcome, DeadLetter, JsonText, ResourceChange, Store};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -108,7 +108,8 @@ fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractE
             let state = match (payload, content_hash) {
                 (Some(payload), Some(hash)) if event_type != EventType::ResourceDeleted => {
                     let projected = kind.project(&key, &scope, &payload)?;
-                    Some((projected, payload, hash))
+                    // Kept as text: the tree is dropped once projected.
+                    Some((projected, JsonText::from_value(&payload), hash))
                 }
                 _ => None,
             };

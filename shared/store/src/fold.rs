@@ -24,7 +24,46 @@ pub struct ResourceChange {
     /// Trace id of the operation that caused the event (from its `traceparent`).
     pub trace_id: Option<String>,
     /// `Some` for created/updated (projection, raw payload, content hash); `None` for deleted.
-    pub state: Option<(Projected, Value, String)>,
+    pub state: Option<(Projected, JsonText, String)>,
+}
+
+/// A JSON document already serialized: bound as `json`/`jsonb` as it is. The
+/// raw payload travels to PostgreSQL twice per change (row and version), so it
+/// is encoded once and shared, not cloned and re-encoded as a `Value` tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonText(bytes::Bytes);
+
+impl JsonText {
+    pub fn from_value(value: &Value) -> JsonText {
+        JsonText(
+            serde_json::to_vec(value)
+                .expect("a json value serializes")
+                .into(),
+        )
+    }
+}
+
+impl tokio_postgres::types::ToSql for JsonText {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == tokio_postgres::types::Type::JSONB {
+            out.extend_from_slice(&[1]); // jsonb binary format version
+        }
+        out.extend_from_slice(&self.0);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        matches!(
+            *ty,
+            tokio_postgres::types::Type::JSON | tokio_postgres::types::Type::JSONB
+        )
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 /// An event that broke the contract.

@@ -21,7 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use inventory_model::{KINDS, KindDef};
 use tokio_postgres::NoTls;
 
-pub use fold::{BatchItem, BatchOutcome, DeadLetter, ResourceChange};
+pub use fold::{BatchItem, BatchOutcome, DeadLetter, JsonText, ResourceChange};
 pub use history::{Changes, ChangesQuery, Point, Removed, ResourceKey};
 pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
 
