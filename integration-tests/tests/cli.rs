@@ -44,6 +44,26 @@ async fn collect(envs: &[(&str, String)], args: &[&str]) -> (bool, serde_json::V
     (out.status.success(), reply)
 }
 
+/// Send `signal` (e.g. `-HUP`) to a running `inventory`.
+fn signal(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// `inventory schedules list`, parsed.
+async fn schedules(envs: &[(&str, String)]) -> serde_json::Value {
+    let out = command(envs)
+        .args(["schedules", "list"])
+        .output()
+        .await
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Wait until `url` answers 200 and return its body.
 async fn served(url: &str) -> serde_json::Value {
     let client = reqwest::Client::new();
@@ -112,12 +132,7 @@ async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
     assert_eq!(reply["error"]["code"], "unknown_kind");
 
     // Ctrl-C stops it cleanly.
-    let pid = up.id().unwrap() as i32;
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(&up, "-INT");
     let exit = tokio::time::timeout(Duration::from_secs(20), up.wait())
         .await
         .expect("up stops on SIGINT")
@@ -248,16 +263,8 @@ collector: {{ interval: 1h }}
     let out = tasks(&["show", "no-such-task"]).await.unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no task no-such-task"));
-    let out = command(&envs)
-        .args(["schedules", "list"])
-        .output()
-        .await
-        .unwrap();
-    let schedules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        schedules[0]["name"], "all",
-        "the default schedule: {schedules}"
-    );
+    let listed = schedules(&envs).await;
+    assert_eq!(listed[0]["name"], "all", "the default schedule: {listed}");
 
     // A changed configuration takes effect on SIGHUP: the configured schedule
     // replaces the default one.
@@ -268,29 +275,17 @@ collector: {{ interval: 1h }}
         ),
     )
     .unwrap();
-    let pid = up.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&up, "-HUP");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let out = command(&envs)
-            .args(["schedules", "list"])
-            .output()
-            .await
-            .unwrap();
-        let schedules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        if schedules.as_array().unwrap().len() == 1 && schedules[0]["name"] == "nightly" {
-            assert_eq!(schedules[0]["cron"], "0 2 * * *");
+        let listed = schedules(&envs).await;
+        if listed.as_array().unwrap().len() == 1 && listed[0]["name"] == "nightly" {
+            assert_eq!(listed[0]["cron"], "0 2 * * *");
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "schedules not reloaded: {schedules}"
+            "schedules not reloaded: {listed}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -100,8 +100,9 @@ pub(crate) async fn read_after(
 
 async fn wait_for(state: &ApiState, wait: Wait) -> Result<(), ApiError> {
     let deadline = Instant::now() + state.read_wait;
-    let timeout =
-        |what: String| ApiError::Timeout(format!("{what} within {}", humanize(state.read_wait)));
+    let timeout = |what: String| {
+        ApiError::Timeout(format!("{what} within {}s", state.read_wait.as_secs_f64()))
+    };
     let seq = match wait {
         Wait::Seq(seq) => seq,
         Wait::Task(id) => {
@@ -139,10 +140,6 @@ async fn wait_for(state: &ApiState, wait: Wait) -> Result<(), ApiError> {
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-fn humanize(d: Duration) -> String {
-    format!("{}s", d.as_secs_f64())
 }
 
 #[cfg(test)]
