@@ -67,11 +67,23 @@ fn kind(source: &str, plural: &str) -> Result<&'static KindDef, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("unknown collection /{source}/{plural}")))
 }
 
-/// `{"items": [...], "next": ...}` with the items' JSON text passed through.
-#[derive(serde::Serialize)]
-struct PageBody<'a> {
-    items: &'a [Box<serde_json::value::RawValue>],
-    next: Option<&'a str>,
+/// `{"items":[...],"next":...}` with the items' JSON text, as PostgreSQL built
+/// it, copied through once (not parsed, checked or serialized again: on a page
+/// of 100 that was the API's largest cost).
+fn page_body(items: &[String], next: Option<&str>) -> Vec<u8> {
+    let len = items.iter().map(|i| i.len() + 1).sum::<usize>() + 64;
+    let mut body = Vec::with_capacity(len);
+    body.extend_from_slice(b"{\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item.as_bytes());
+    }
+    body.extend_from_slice(b"],\"next\":");
+    serde_json::to_writer(&mut body, &next).expect("a string serializes");
+    body.push(b'}');
+    body
 }
 
 /// Paging and filter parameters common to every list.
@@ -230,10 +242,9 @@ async fn page(
             at: p.at,
         })
         .await?;
-    Ok(HttpResponse::Ok().json(PageBody {
-        items: &page.items,
-        next: page.next.as_deref(),
-    }))
+    Ok(HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(page_body(&page.items, page.next.as_deref())))
 }
 
 /// Find one resource by id (as it stood at `at`, if given); `account_id` /
@@ -552,6 +563,18 @@ async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpRespo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_body_is_the_items_text_and_an_escaped_cursor() {
+        let items = vec![r#"{"a":1}"#.to_string(), r#"{"b":"x,y"}"#.to_string()];
+        let body: Value = serde_json::from_slice(&page_body(&items, Some("c\"d"))).unwrap();
+        assert_eq!(
+            body,
+            json!({"items": [{"a": 1}, {"b": "x,y"}], "next": "c\"d"})
+        );
+        let empty: Value = serde_json::from_slice(&page_body(&[], None)).unwrap();
+        assert_eq!(empty, json!({"items": [], "next": null}));
+    }
     use inventory_model::kind_by_name;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -2,11 +2,11 @@
 //! `scan.started`, change-only resource events, deletions, then `scan.completed`
 //! or `scan.failed`. Only a completed scan publishes deletions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use inventory_bus::Bus;
 use inventory_model::{
     Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, canonical_json, content_hash_of,
@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::diff::{Observation, ScopeDiff};
-use crate::{CallStats, CollectError, Source};
+use crate::{CallStats, CollectError, RawPage, Source};
 
 /// What one scan did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -302,9 +302,52 @@ async fn scan(
 }
 
 type PublishTask = tokio::task::JoinHandle<Result<(), CollectError>>;
+type EncodeTask = tokio::task::JoinHandle<Result<EncodedPage, CollectError>>;
 
-/// Read every page of the listing, publishing each page's changes; the last
-/// page's publish may still be running on return (`in_flight`).
+/// Pages whose items are being encoded at once, on blocking threads, while the
+/// scan fetches the next page and publishes the one before.
+const ENCODING_DEPTH: usize = 2;
+
+/// One page's items as the collector publishes them: serialized once, hashed.
+struct EncodedPage {
+    observed_at: DateTime<Utc>,
+    items: Vec<EncodedItem>,
+}
+
+struct EncodedItem {
+    id: String,
+    hash: String,
+    payload: Vec<u8>,
+}
+
+/// Serialize and hash every item of a page, then free the page's tree: the
+/// collector's heaviest per-resource work, done off the scan's task.
+fn encode_page(
+    kind: &'static KindDef,
+    body: serde_json::Value,
+    observed_at: DateTime<Utc>,
+) -> Result<EncodedPage, CollectError> {
+    let items = kind
+        .items(&body)
+        .into_iter()
+        .map(|item| {
+            let id = kind.id_of(item).ok_or_else(|| CollectError::Provider {
+                operation: kind.list.operation.to_owned(),
+                message: format!("an item has no id at {:?}", kind.id),
+                retryable: false,
+            })?;
+            // Serialized once: hashed, then spliced into the envelope as is.
+            let payload = canonical_json(item);
+            let hash = content_hash_of(&payload);
+            Ok(EncodedItem { id, hash, payload })
+        })
+        .collect::<Result<_, CollectError>>()?;
+    Ok(EncodedPage { observed_at, items })
+}
+
+/// Read every page of the listing, publishing each page's changes in page
+/// order; the last page's publish may still be running on return
+/// (`in_flight`).
 #[allow(clippy::too_many_arguments)]
 async fn list_pages(
     ctx: &ScanContext,
@@ -316,7 +359,7 @@ async fn list_pages(
     diff: &mut ScopeDiff,
     in_flight: &mut Option<PublishTask>,
 ) -> Result<(), CollectError> {
-    let bus = &ctx.bus;
+    let mut encoding: VecDeque<EncodeTask> = VecDeque::with_capacity(ENCODING_DEPTH);
     let mut token = None;
     loop {
         if ctx.cancel.is_cancelled() {
@@ -336,63 +379,83 @@ async fn list_pages(
         report.api_calls += stats.calls;
         report.throttles += stats.throttles;
         report.retries += stats.retries;
-        let page = page?;
-        let page_next = page.next.clone();
+        let RawPage { body, next } = page?;
         report.pages += 1;
         let observed_at = Utc::now();
-        let mut events: Vec<(Envelope, Bytes)> = Vec::new();
-        let items = kind.items(&page.body);
-        if let Some(p) = &ctx.progress {
-            p.seen(items.len() as u64);
+        encoding.push_back(tokio::task::spawn_blocking(move || {
+            encode_page(kind, body, observed_at)
+        }));
+        // Publish the oldest page once the pipeline is full, and every page at
+        // the end of the listing.
+        while encoding.len() >= ENCODING_DEPTH || (next.is_none() && !encoding.is_empty()) {
+            let oldest = encoding.pop_front().expect("not empty");
+            let page = oldest
+                .await
+                .map_err(|e| CollectError::Internal(format!("encoding task failed: {e}")))??;
+            publish_page(
+                ctx, kind, scope, scan_id, trace, report, diff, in_flight, page,
+            )
+            .await?;
         }
-        for item in items {
-            let Some(id) = kind.id_of(item) else {
-                return Err(CollectError::Provider {
-                    operation: kind.list.operation.to_owned(),
-                    message: format!("an item has no id at {:?}", kind.id),
-                    retryable: false,
-                });
-            };
-            // Serialized once: hashed, then spliced into the envelope as is.
-            let payload = canonical_json(item);
-            let hash = content_hash_of(&payload);
-            let event_type = match diff.observe(&id, &hash) {
-                Observation::Created => {
-                    report.created += 1;
-                    EventType::ResourceCreated
-                }
-                Observation::Updated => {
-                    report.updated += 1;
-                    EventType::ResourceUpdated
-                }
-                Observation::Unchanged => {
-                    report.unchanged += 1;
-                    continue;
-                }
-                Observation::Repeated => continue,
-            };
-            let mut env = envelope(kind, scope, scan_id, &ctx.request_id, event_type);
-            env.observed_at = observed_at;
-            env.key = Some(id);
-            env.content_hash = Some(hash);
-            let body = Bytes::from(env.to_bytes_with_payload(&payload));
-            events.push((env, body));
-        }
-        drop(page);
-        if let Some(previous) = in_flight.take() {
-            joined(previous).await?;
-        }
-        if !events.is_empty() {
-            let (bus, trace) = (bus.clone(), trace.map(str::to_owned));
-            *in_flight = Some(tokio::spawn(async move {
-                bus.publish_encoded(&events, trace.as_deref()).await?;
-                Ok(())
-            }));
-        }
-        match page_next {
+        match next {
             Some(next) => token = Some(next),
             None => break,
         }
+    }
+    Ok(())
+}
+
+/// Compare a page's items with what was last published and publish the
+/// changes; waits for the previous page's publish first, so pages are
+/// published in order, one in flight at a time.
+#[allow(clippy::too_many_arguments)]
+async fn publish_page(
+    ctx: &ScanContext,
+    kind: &'static KindDef,
+    scope: &Scope,
+    scan_id: &str,
+    trace: Option<&str>,
+    report: &mut ScanReport,
+    diff: &mut ScopeDiff,
+    in_flight: &mut Option<PublishTask>,
+    page: EncodedPage,
+) -> Result<(), CollectError> {
+    if let Some(p) = &ctx.progress {
+        p.seen(page.items.len() as u64);
+    }
+    let mut events: Vec<(Envelope, Bytes)> = Vec::new();
+    for item in page.items {
+        let event_type = match diff.observe(&item.id, &item.hash) {
+            Observation::Created => {
+                report.created += 1;
+                EventType::ResourceCreated
+            }
+            Observation::Updated => {
+                report.updated += 1;
+                EventType::ResourceUpdated
+            }
+            Observation::Unchanged => {
+                report.unchanged += 1;
+                continue;
+            }
+            Observation::Repeated => continue,
+        };
+        let mut env = envelope(kind, scope, scan_id, &ctx.request_id, event_type);
+        env.observed_at = page.observed_at;
+        env.key = Some(item.id);
+        env.content_hash = Some(item.hash);
+        let body = Bytes::from(env.to_bytes_with_payload(&item.payload));
+        events.push((env, body));
+    }
+    if let Some(previous) = in_flight.take() {
+        joined(previous).await?;
+    }
+    if !events.is_empty() {
+        let (bus, trace) = (ctx.bus.clone(), trace.map(str::to_owned));
+        *in_flight = Some(tokio::spawn(async move {
+            bus.publish_encoded(&events, trace.as_deref()).await?;
+            Ok(())
+        }));
     }
     Ok(())
 }

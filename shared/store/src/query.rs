@@ -6,7 +6,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use inventory_model::{ColumnType, KINDS, KindDef, LinkDef};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::sql::key_columns;
 use crate::{Store, StoreError};
@@ -39,11 +38,12 @@ pub struct ListQuery {
     pub at: Option<DateTime<Utc>>,
 }
 
-/// A page of items. Items are JSON text as PostgreSQL built it, passed through to
-/// clients without being parsed and serialized again.
+/// A page of items. Each item is a JSON object's text as PostgreSQL built it
+/// (`row_to_json`), to be passed through to clients without being parsed,
+/// checked or serialized again.
 #[derive(Debug)]
 pub struct Page {
-    pub items: Vec<Box<RawValue>>,
+    pub items: Vec<String>,
     pub next: Option<String>,
 }
 
@@ -137,20 +137,16 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         .copied()
         .chain(kind.columns.iter().map(|c| c.name))
         .chain(meta.iter().copied())
-        .map(|c| format!("'{c}', t.{c}"))
+        .map(|c| format!("t.{c}"))
         .collect();
     let table = match q.at {
         None => kind.table.to_owned(),
         Some(_) => format!("{}_version", kind.table),
     };
-    let mut sql = format!(
-        "SELECT jsonb_build_object({})::text, {} FROM {table} t",
-        item_columns.join(", "),
-        keys.iter()
-            .map(|k| format!("t.{k}"))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
+    // The page is selected in a subquery and each row turned into JSON text by
+    // `row_to_json` (its names are the columns'): about twice as cheap for the
+    // server as `jsonb_build_object` with the same fields, and compact.
+    let mut sql = format!("SELECT {} FROM {table} t", item_columns.join(", "),);
     let mut preds: Vec<String> = Vec::new();
     if let Some(at) = q.at {
         params.push(at.to_rfc3339());
@@ -253,14 +249,21 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         sql.push_str(" WHERE ");
         sql.push_str(&preds.join(" AND "));
     }
+    let order = |alias: &str| {
+        keys.iter()
+            .map(|k| format!("{alias}.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     sql.push_str(&format!(
         " ORDER BY {} LIMIT ${}",
-        keys.iter()
-            .map(|k| format!("t.{k}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        order("t"),
         params.len() + 1
     ));
+    let sql = format!(
+        "SELECT row_to_json(p)::text, {keys} FROM ({sql}) p ORDER BY {keys}",
+        keys = order("p"),
+    );
     Ok((sql, params))
 }
 
@@ -278,18 +281,18 @@ impl Store {
             .collect();
         refs.push(&limit);
         let rows = client.query(&stmt, &refs).await?;
-        let more = rows.len() > q.limit;
-        let mut items = Vec::with_capacity(rows.len().min(q.limit));
-        let mut last_keys = Vec::new();
-        for row in rows.iter().take(q.limit) {
-            let text: String = row.get(0);
-            items
-                .push(RawValue::from_string(text).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            last_keys = (1..=keys.len()).map(|i| row.get::<_, String>(i)).collect();
-        }
+        let page = &rows[..rows.len().min(q.limit)];
+        // More rows than the limit: the next page starts after this one's last.
+        let next = page.last().filter(|_| rows.len() > q.limit).map(|last| {
+            encode_cursor(
+                &(1..=keys.len())
+                    .map(|i| last.get(i))
+                    .collect::<Vec<String>>(),
+            )
+        });
         Ok(Page {
-            items,
-            next: more.then(|| encode_cursor(&last_keys)),
+            items: page.iter().map(|row| row.get(0)).collect(),
+            next,
         })
     }
 
@@ -449,10 +452,10 @@ mod tests {
         };
         let sql = Store::list_sql_inlined(&q).unwrap();
         assert!(
-            sql.contains("t.state = 'it''s'") && sql.ends_with("LIMIT 101"),
+            sql.contains("t.state = 'it''s'") && sql.contains(" LIMIT 101) p "),
             "{sql}"
         );
-        assert!(!sql.contains('$') && !sql.contains("'raw'"), "{sql}");
+        assert!(!sql.contains('$') && !sql.contains("t.raw"), "{sql}");
     }
 
     #[test]
