@@ -248,16 +248,17 @@ async fn scan(
     // One page is published while the next is fetched; every publish is
     // acknowledged (or has failed) before the scan goes on or gives up.
     let mut in_flight = None;
-    let listed = list_pages(
+    let listed = Listing {
         ctx,
         kind,
         scope,
         scan_id,
         trace,
         report,
-        &mut diff,
-        &mut in_flight,
-    )
+        diff: &mut diff,
+        in_flight: &mut in_flight,
+    }
+    .list_pages()
     .await;
     let published = match in_flight {
         Some(task) => joined(task).await,
@@ -345,119 +346,119 @@ fn encode_page(
     Ok(EncodedPage { observed_at, items })
 }
 
-/// Read every page of the listing, publishing each page's changes in page
-/// order; the last page's publish may still be running on return
-/// (`in_flight`).
-#[allow(clippy::too_many_arguments)]
-async fn list_pages(
-    ctx: &ScanContext,
+/// A scan's listing in progress: where it reads, what it has seen, and the
+/// page being published.
+struct Listing<'a> {
+    ctx: &'a ScanContext,
     kind: &'static KindDef,
-    scope: &Scope,
-    scan_id: &str,
-    trace: Option<&str>,
-    report: &mut ScanReport,
-    diff: &mut ScopeDiff,
-    in_flight: &mut Option<PublishTask>,
-) -> Result<(), CollectError> {
-    let mut encoding: VecDeque<EncodeTask> = VecDeque::with_capacity(ENCODING_DEPTH);
-    let mut token = None;
-    loop {
-        if ctx.cancel.is_cancelled() {
-            return Err(CollectError::Cancelled);
-        }
-        let mut stats = CallStats::default();
-        let page = ctx
-            .source
-            .page(
-                kind,
-                scope.region.as_deref(),
-                token.take(),
-                ctx.page_size,
-                &mut stats,
-            )
-            .await;
-        report.api_calls += stats.calls;
-        report.throttles += stats.throttles;
-        report.retries += stats.retries;
-        let RawPage { body, next } = page?;
-        report.pages += 1;
-        let observed_at = Utc::now();
-        encoding.push_back(tokio::task::spawn_blocking(move || {
-            encode_page(kind, body, observed_at)
-        }));
-        // Publish the oldest page once the pipeline is full, and every page at
-        // the end of the listing.
-        while encoding.len() >= ENCODING_DEPTH || (next.is_none() && !encoding.is_empty()) {
-            let oldest = encoding.pop_front().expect("not empty");
-            let page = oldest
-                .await
-                .map_err(|e| CollectError::Internal(format!("encoding task failed: {e}")))??;
-            publish_page(
-                ctx, kind, scope, scan_id, trace, report, diff, in_flight, page,
-            )
-            .await?;
-        }
-        match next {
-            Some(next) => token = Some(next),
-            None => break,
-        }
-    }
-    Ok(())
+    scope: &'a Scope,
+    scan_id: &'a str,
+    trace: Option<&'a str>,
+    report: &'a mut ScanReport,
+    diff: &'a mut ScopeDiff,
+    /// The last page's publish, which may still be running when the listing
+    /// returns.
+    in_flight: &'a mut Option<PublishTask>,
 }
 
-/// Compare a page's items with what was last published and publish the
-/// changes; waits for the previous page's publish first, so pages are
-/// published in order, one in flight at a time.
-#[allow(clippy::too_many_arguments)]
-async fn publish_page(
-    ctx: &ScanContext,
-    kind: &'static KindDef,
-    scope: &Scope,
-    scan_id: &str,
-    trace: Option<&str>,
-    report: &mut ScanReport,
-    diff: &mut ScopeDiff,
-    in_flight: &mut Option<PublishTask>,
-    page: EncodedPage,
-) -> Result<(), CollectError> {
-    if let Some(p) = &ctx.progress {
-        p.seen(page.items.len() as u64);
-    }
-    let mut events: Vec<(Envelope, Bytes)> = Vec::new();
-    for item in page.items {
-        let event_type = match diff.observe(&item.id, &item.hash) {
-            Observation::Created => {
-                report.created += 1;
-                EventType::ResourceCreated
+impl Listing<'_> {
+    /// Read every page of the listing, publishing each page's changes in page
+    /// order.
+    async fn list_pages(&mut self) -> Result<(), CollectError> {
+        let (ctx, kind) = (self.ctx, self.kind);
+        let mut encoding: VecDeque<EncodeTask> = VecDeque::with_capacity(ENCODING_DEPTH);
+        let mut token = None;
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(CollectError::Cancelled);
             }
-            Observation::Updated => {
-                report.updated += 1;
-                EventType::ResourceUpdated
+            let mut stats = CallStats::default();
+            let page = ctx
+                .source
+                .page(
+                    kind,
+                    self.scope.region.as_deref(),
+                    token.take(),
+                    ctx.page_size,
+                    &mut stats,
+                )
+                .await;
+            self.report.api_calls += stats.calls;
+            self.report.throttles += stats.throttles;
+            self.report.retries += stats.retries;
+            let RawPage { body, next } = page?;
+            self.report.pages += 1;
+            let observed_at = Utc::now();
+            encoding.push_back(tokio::task::spawn_blocking(move || {
+                encode_page(kind, body, observed_at)
+            }));
+            // Publish the oldest page once the pipeline is full, and every page
+            // at the end of the listing.
+            while encoding.len() >= ENCODING_DEPTH || (next.is_none() && !encoding.is_empty()) {
+                let oldest = encoding.pop_front().expect("not empty");
+                let page = oldest
+                    .await
+                    .map_err(|e| CollectError::Internal(format!("encoding task failed: {e}")))??;
+                self.publish_page(page).await?;
             }
-            Observation::Unchanged => {
-                report.unchanged += 1;
-                continue;
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
             }
-            Observation::Repeated => continue,
-        };
-        let mut env = envelope(kind, scope, scan_id, &ctx.request_id, event_type);
-        env.observed_at = page.observed_at;
-        env.key = Some(item.id);
-        env.content_hash = Some(item.hash);
-        let body = Bytes::from(env.to_bytes_with_payload(&item.payload));
-        events.push((env, body));
+        }
+        Ok(())
     }
-    if let Some(previous) = in_flight.take() {
-        joined(previous).await?;
+
+    /// Compare a page's items with what was last published and publish the
+    /// changes; waits for the previous page's publish first, so pages are
+    /// published in order, one in flight at a time.
+    async fn publish_page(&mut self, page: EncodedPage) -> Result<(), CollectError> {
+        let ctx = self.ctx;
+        if let Some(p) = &ctx.progress {
+            p.seen(page.items.len() as u64);
+        }
+        let mut events: Vec<(Envelope, Bytes)> = Vec::new();
+        for item in page.items {
+            let event_type = match self.diff.observe(&item.id, &item.hash) {
+                Observation::Created => {
+                    self.report.created += 1;
+                    EventType::ResourceCreated
+                }
+                Observation::Updated => {
+                    self.report.updated += 1;
+                    EventType::ResourceUpdated
+                }
+                Observation::Unchanged => {
+                    self.report.unchanged += 1;
+                    continue;
+                }
+                Observation::Repeated => continue,
+            };
+            let mut env = envelope(
+                self.kind,
+                self.scope,
+                self.scan_id,
+                &ctx.request_id,
+                event_type,
+            );
+            env.observed_at = page.observed_at;
+            env.key = Some(item.id);
+            env.content_hash = Some(item.hash);
+            let body = Bytes::from(env.to_bytes_with_payload(&item.payload));
+            events.push((env, body));
+        }
+        if let Some(previous) = self.in_flight.take() {
+            joined(previous).await?;
+        }
+        if !events.is_empty() {
+            let (bus, trace) = (ctx.bus.clone(), self.trace.map(str::to_owned));
+            *self.in_flight = Some(tokio::spawn(async move {
+                bus.publish_encoded(&events, trace.as_deref()).await?;
+                Ok(())
+            }));
+        }
+        Ok(())
     }
-    if !events.is_empty() {
-        let (bus, trace) = (ctx.bus.clone(), trace.map(str::to_owned));
-        *in_flight = Some(tokio::spawn(async move {
-            bus.publish_encoded(&events, trace.as_deref()).await?;
-            Ok(())
-        }));
-    }
-    Ok(())
 }
 
 /// Wait for a page's publish task; a task that died is a bug, reported as such.

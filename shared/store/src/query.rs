@@ -143,10 +143,9 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         None => kind.table.to_owned(),
         Some(_) => format!("{}_version", kind.table),
     };
-    // The page is selected in a subquery and each row turned into JSON text by
-    // `row_to_json` (its names are the columns'): about twice as cheap for the
-    // server as `jsonb_build_object` with the same fields, and compact.
-    let mut sql = format!("SELECT {} FROM {table} t", item_columns.join(", "),);
+    // The page is selected here; the statement around it turns each row into
+    // JSON text (below).
+    let mut sql = format!("SELECT {} FROM {table} t", item_columns.join(", "));
     let mut preds: Vec<String> = Vec::new();
     if let Some(at) = q.at {
         params.push(at.to_rfc3339());
@@ -260,6 +259,9 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         order("t"),
         params.len() + 1
     ));
+    // `row_to_json` over the page (names are the columns'): about twice as
+    // cheap for the server as `jsonb_build_object` with the same fields, and
+    // compact.
     let sql = format!(
         "SELECT row_to_json(p)::text, {keys} FROM ({sql}) p ORDER BY {keys}",
         keys = order("p"),
