@@ -10,8 +10,9 @@ log "building release binaries"
 cargo build --release --bin inventory --bin bench
 
 start_throwaway_servers
-export INVENTORY_BIN="$ROOT/target/release/inventory"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+export INVENTORY_BIN="$TARGET/release/inventory"
 export PGBENCH="$PG_BIN/pgbench"
 export NATS_SERVER_VERSION="$("$NATS_SERVER" --version | awk '{print $NF}')"
 export POSTGRES_VERSION="$("$PG_BIN/postgres" --version | awk '{print $3}') (fsync off)"
-"$ROOT/target/release/bench" "$@"
+"$TARGET/release/bench" "$@"

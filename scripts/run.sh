@@ -54,6 +54,6 @@ log "building inventory"
 cargo build --quiet --bin inventory
 export INVENTORY_API_ADDR="${INVENTORY_API_ADDR:-127.0.0.1:8080}"
 log "API on http://$INVENTORY_API_ADDR/api/v1/aws/instances  (Ctrl-C stops everything)"
-"$ROOT/target/debug/inventory" up &
+"${CARGO_TARGET_DIR:-$ROOT/target}/debug/inventory" up &
 PIDS=("$!" "${PIDS[@]}")
 wait "${PIDS[0]}"
