@@ -563,6 +563,7 @@ async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpRespo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use inventory_model::kind_by_name;
 
     #[test]
     fn a_page_body_is_the_items_text_and_an_escaped_cursor() {
@@ -575,7 +576,6 @@ mod tests {
         let empty: Value = serde_json::from_slice(&page_body(&[], None)).unwrap();
         assert_eq!(empty, json!({"items": [], "next": null}));
     }
-    use inventory_model::kind_by_name;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter()

@@ -245,8 +245,9 @@ async fn scan(
     );
     report.last_seq = last_seq(&bus.publish_events(&[started], trace).await?);
 
-    // One page is published while the next is fetched; every publish is
-    // acknowledged (or has failed) before the scan goes on or gives up.
+    // One page is published while the next is encoded and the one after it
+    // fetched; every publish is acknowledged (or has failed) before the scan
+    // goes on or gives up.
     let mut in_flight = None;
     let listed = Listing {
         ctx,
@@ -396,10 +397,7 @@ impl Listing<'_> {
             // at the end of the listing.
             while encoding.len() >= ENCODING_DEPTH || (next.is_none() && !encoding.is_empty()) {
                 let oldest = encoding.pop_front().expect("not empty");
-                let page = oldest
-                    .await
-                    .map_err(|e| CollectError::Internal(format!("encoding task failed: {e}")))??;
-                self.publish_page(page).await?;
+                self.publish_page(joined(oldest).await?).await?;
             }
             match next {
                 Some(next) => token = Some(next),
@@ -461,8 +459,11 @@ impl Listing<'_> {
     }
 }
 
-/// Wait for a page's publish task; a task that died is a bug, reported as such.
-async fn joined(task: PublishTask) -> Result<(), CollectError> {
+/// Wait for a page's publish or encoding task; a task that died is a bug,
+/// reported as such.
+async fn joined<T>(
+    task: tokio::task::JoinHandle<Result<T, CollectError>>,
+) -> Result<T, CollectError> {
     task.await
-        .map_err(|e| CollectError::Internal(format!("publish task failed: {e}")))?
+        .map_err(|e| CollectError::Internal(format!("page task failed: {e}")))?
 }

@@ -118,6 +118,13 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
     let kind = q.kind;
     let keys = key_columns(kind);
     let mut params: Vec<String> = Vec::new();
+    // `alias.key, …`: the order of a page and of its cursor.
+    let key_list = |alias: &str| {
+        keys.iter()
+            .map(|k| format!("{alias}.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     // Items: the row's columns without the raw payload and the sequence (the raw
     // payload is the bulk of a row; a list never reads it). As of an instant, the
     // version valid then, with its change and start instead of the row's times.
@@ -234,10 +241,7 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         params.extend(after);
         preds.push(format!(
             "({}) > ({})",
-            keys.iter()
-                .map(|k| format!("t.{k}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            key_list("t"),
             (first..first + keys.len())
                 .map(|i| format!("${i}"))
                 .collect::<Vec<_>>()
@@ -248,15 +252,9 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
         sql.push_str(" WHERE ");
         sql.push_str(&preds.join(" AND "));
     }
-    let order = |alias: &str| {
-        keys.iter()
-            .map(|k| format!("{alias}.{k}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     sql.push_str(&format!(
         " ORDER BY {} LIMIT ${}",
-        order("t"),
+        key_list("t"),
         params.len() + 1
     ));
     // `row_to_json` over the page (names are the columns'): about twice as
@@ -264,7 +262,7 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
     // compact.
     let sql = format!(
         "SELECT row_to_json(p)::text, {keys} FROM ({sql}) p ORDER BY {keys}",
-        keys = order("p"),
+        keys = key_list("p"),
     );
     Ok((sql, params))
 }
