@@ -12,7 +12,9 @@ MOTO_VERSION="5.1.22"
 PG_VERSION="15"
 PG_BIN="/usr/lib/postgresql/$PG_VERSION/bin"
 
-log() { printf '\033[1m[inventory]\033[0m %s\n' "$*" >&2; }
+# Bold only for a person at a terminal, not in files and pipes.
+if [ -t 2 ]; then log() { printf '\033[1m[inventory]\033[0m %s\n' "$*" >&2; }
+else log() { printf '[inventory] %s\n' "$*" >&2; }; fi
 die() { log "error: $*"; exit 1; }
 
 ensure_venv() {
@@ -90,7 +92,7 @@ PY
 start_nats() {
   local dir="$1" port="$2" mport="$3" conf="${4:-$ROOT/nats/server.conf}"
   mkdir -p "$dir"
-  "$NATS_SERVER" -c "$conf" -js -sd "$dir" -a 127.0.0.1 -p "$port" -m "$mport" \
+  setsid "$NATS_SERVER" -c "$conf" -js -sd "$dir" -a 127.0.0.1 -p "$port" -m "$mport" \
     >"$dir/nats.log" 2>&1 &
   NATS_PID=$!
   wait_http "http://127.0.0.1:$mport/healthz" 15 || { tail -20 "$dir/nats.log" >&2; die "nats-server did not become healthy"; }
@@ -109,13 +111,14 @@ start_postgres() {
     runuser -u postgres -- "$PG_BIN/initdb" -D "$dir" -U inventory --auth=trust -E UTF8 >"$dir/../initdb.log" 2>&1 \
       || { cat "$dir/../initdb.log" >&2; die "initdb failed"; }
   fi
+  # Known before it starts: whatever happens next, stop_postgres stops it.
+  PG_DIR="$dir"
   local opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
   if [ "$mode" = fast ]; then
     opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
   fi
   runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir" -o "$opts" -l "$dir/server.log" -w -t 30 start >/dev/null \
     || { tail -20 "$dir/server.log" >&2; die "postgres did not start"; }
-  PG_DIR="$dir"
   if ! runuser -u postgres -- psql -h 127.0.0.1 -p "$port" -U inventory -d postgres -tAc \
       "SELECT 1 FROM pg_database WHERE datname='inventory'" | grep -q 1; then
     runuser -u postgres -- psql -h 127.0.0.1 -p "$port" -U inventory -d postgres -qc "CREATE DATABASE inventory" >/dev/null
@@ -124,14 +127,28 @@ start_postgres() {
 }
 
 stop_postgres() {
-  [ -n "${PG_DIR:-}" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR" -m fast -w stop >/dev/null 2>&1 || true
+  [ -n "${PG_DIR:-}" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR" -m fast -w -t 10 stop >/dev/null 2>&1 || true
+}
+
+# stop_process PID SIGNAL SECONDS: send SIGNAL, wait up to SECONDS for it to
+# end, then kill it.
+stop_process() {
+  local pid="$1" sig="$2" seconds="$3" i
+  kill -"$sig" "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < seconds * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  log "process $pid did not stop within ${seconds}s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 # start_moto PORT LOGDIR -> sets MOTO_PID
 start_moto() {
   local port="$1" dir="$2"
   mkdir -p "$dir"
-  "$MOTO_SERVER" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
+  setsid "$MOTO_SERVER" -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
   MOTO_PID=$!
   wait_http "http://127.0.0.1:$port/moto-api/" 30 || { tail -20 "$dir/moto.log" >&2; die "moto did not start"; }
   log "moto $MOTO_VERSION (AWS-compatible endpoint) on 127.0.0.1:$port"
@@ -163,7 +180,7 @@ start_throwaway_servers() {
 }
 
 stop_throwaway_servers() {
-  if [ -n "${NATS_PID:-}" ]; then kill "$NATS_PID" 2>/dev/null && wait "$NATS_PID" 2>/dev/null || true; fi
+  if [ -n "${NATS_PID:-}" ]; then stop_process "$NATS_PID" TERM 5; fi
   stop_postgres
   rm -rf "${THROWAWAY:-/nonexistent}"
 }

@@ -25,6 +25,8 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub mod synthetic;
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the integration tests through `make test`, which starts the servers")
@@ -569,5 +571,91 @@ impl HttpFaultProxy {
     /// Faults answered so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::SeqCst)
+    }
+}
+
+/// A provider whose listings the test sets: one page per kind, the same in
+/// every region (kinds not set list nothing).
+#[derive(Clone)]
+pub struct ListedSource {
+    pub account: String,
+    pub regions: Vec<String>,
+    pages: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, serde_json::Value>>>,
+}
+
+impl ListedSource {
+    pub fn new(account: &str, regions: &[&str]) -> ListedSource {
+        ListedSource {
+            account: account.to_owned(),
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            pages: Arc::default(),
+        }
+    }
+
+    /// What listing `kind` (singular name) answers from now on.
+    pub fn set(&self, kind: &'static str, body: serde_json::Value) {
+        self.pages.lock().unwrap().insert(kind, body);
+    }
+}
+
+impl inventory_collector::Source for ListedSource {
+    fn account_id(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<String, inventory_collector::CollectError>> {
+        Box::pin(async { Ok(self.account.clone()) })
+    }
+
+    fn enabled_regions(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<String>, inventory_collector::CollectError>>
+    {
+        Box::pin(async { Ok(self.regions.clone()) })
+    }
+
+    fn page<'a>(
+        &'a self,
+        kind: &'static inventory_model::KindDef,
+        _region: Option<&'a str>,
+        _token: Option<String>,
+        _page_size: i32,
+        stats: &'a mut inventory_collector::CallStats,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<inventory_collector::RawPage, inventory_collector::CollectError>,
+    > {
+        stats.calls += 1;
+        let body = self
+            .pages
+            .lock()
+            .unwrap()
+            .get(kind.name)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        Box::pin(async move { Ok(inventory_collector::RawPage { body, next: None }) })
+    }
+}
+
+/// Make every message of stream `name` age out (its retention briefly set to
+/// a second), as if it had been kept for its whole age limit; returns once the
+/// stream holds none. `Bus::ensure_topology` puts the definition back.
+pub async fn age_out(name: &str) {
+    let client = async_nats::connect(env("INVENTORY_TEST_NATS_URL"))
+        .await
+        .expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(name).await.expect("stream");
+    let mut config = stream.info().await.expect("info").config.clone();
+    config.max_age = Duration::from_secs(1);
+    config.duplicate_window = Duration::from_secs(1);
+    js.update_stream(config)
+        .await
+        .expect("shorten the age limit");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stream.info().await.expect("info").state.messages > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} kept its messages"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -113,6 +113,7 @@ impl World {
                 payload,
                 resources_seen: (event_type == EventType::ScanCompleted).then_some(0),
                 error: None,
+                known_from_seq: None,
             }
         };
         let mut events = vec![event(EventType::ScanStarted, None, None)];
@@ -293,6 +294,7 @@ async fn history_as_of_diffs_feed_and_rebuild_agree_on_a_random_history() {
     let notifier = tokio::spawn(inventory_projector::notify::run_notifier(
         env.store.clone(),
         env.bus.clone(),
+        "tables".into(),
         notifying.clone(),
     ));
 
@@ -451,16 +453,17 @@ async fn history_as_of_diffs_feed_and_rebuild_agree_on_a_random_history() {
         );
     }
     notifying.cancel();
-    notifier.await.unwrap().unwrap();
+    notifier.await.unwrap();
     let again = tokio_util::sync::CancellationToken::new();
     let restarted = tokio::spawn(inventory_projector::notify::run_notifier(
         env.store.clone(),
         env.bus.clone(),
+        "tables".into(),
         again.clone(),
     ));
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     again.cancel();
-    restarted.await.unwrap().unwrap();
+    restarted.await.unwrap();
     assert_eq!(
         notifications(&env, total).await.len(),
         total,

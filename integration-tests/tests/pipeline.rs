@@ -4,17 +4,16 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use inventory_integration_tests::synthetic::{
+    ACCOUNT, checksums, envelope, instance, publish_history,
+};
 use inventory_integration_tests::{
     FaultProxy, Moto, TestEnv, amazon_image, fresh_store, wait_for_task,
 };
-use inventory_model::{
-    CollectRequest, Envelope, EventType, SCHEMA_VERSION, Scope, TaskState, content_hash,
-};
+use inventory_model::{CollectRequest, Envelope, EventType, TaskState};
 use inventory_store::Store;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-
-const ACCOUNT: &str = "123456789012"; // moto's default account
 
 struct Fleet {
     vpc: String,
@@ -478,187 +477,10 @@ async fn deletions_need_a_completed_scan_and_survive_a_failed_one() {
     );
 }
 
-fn envelope(
-    event_type: EventType,
-    kind: &str,
-    region: Option<&str>,
-    scan: &str,
-    key: Option<&str>,
-    payload: Option<Value>,
-) -> Envelope {
-    Envelope {
-        event_type,
-        schema_version: SCHEMA_VERSION,
-        source: "aws".into(),
-        kind: kind.into(),
-        scope: Scope {
-            account_id: ACCOUNT.into(),
-            region: region.map(Into::into),
-        },
-        key: key.map(Into::into),
-        observed_at: "2026-11-23T10:00:00Z".parse().unwrap(),
-        scan_id: scan.into(),
-        request_id: None,
-        content_hash: payload.as_ref().map(content_hash),
-        payload,
-        resources_seen: (event_type == EventType::ScanCompleted).then_some(0),
-        error: None,
-    }
-}
-
-fn instance(i: usize, state: &str) -> Value {
-    json!({
-        "instanceId": format!("i-{i:05}"),
-        "vpcId": format!("vpc-{}", i % 7),
-        "subnetId": format!("subnet-{}", i % 13),
-        "instanceType": "t3.micro",
-        "instanceState": {"name": state},
-        "launchTime": "2026-11-01T00:00:00.000Z",
-        "tagSet": [{"key": "Name", "value": format!("node-{i}")}]
-    })
-}
-
-/// A synthetic history over two regions: VPCs, subnets and instances created in
-/// one scan; then a second scan that updates every third instance, deletes every
-/// tenth and one subnet (whose links must go), each scan closed by its marker.
-async fn publish_history(env: &TestEnv, n: usize) {
-    for region in ["us-east-1", "eu-west-1"] {
-        let r = Some(region);
-        let (first, second) = (format!("scan-1-{region}"), format!("scan-2-{region}"));
-        let mut events = vec![envelope(
-            EventType::ScanStarted,
-            "instance",
-            r,
-            &first,
-            None,
-            None,
-        )];
-        for v in 0..7 {
-            let id = format!("vpc-{v}");
-            events.push(envelope(
-                EventType::ResourceCreated,
-                "vpc",
-                r,
-                &first,
-                Some(&id),
-                Some(json!({"vpcId": id})),
-            ));
-        }
-        for sn in 0..13 {
-            let id = format!("subnet-{sn}");
-            let payload = json!({"subnetId": id, "vpcId": format!("vpc-{}", sn % 7)});
-            events.push(envelope(
-                EventType::ResourceCreated,
-                "subnet",
-                r,
-                &first,
-                Some(&id),
-                Some(payload),
-            ));
-        }
-        for i in 0..n {
-            let id = format!("i-{i:05}");
-            events.push(envelope(
-                EventType::ResourceCreated,
-                "instance",
-                r,
-                &first,
-                Some(&id),
-                Some(instance(i, "running")),
-            ));
-        }
-        events.push(envelope(
-            EventType::ScanCompleted,
-            "instance",
-            r,
-            &first,
-            None,
-            None,
-        ));
-        events.push(envelope(
-            EventType::ScanStarted,
-            "instance",
-            r,
-            &second,
-            None,
-            None,
-        ));
-        for i in (0..n).step_by(3) {
-            let id = format!("i-{i:05}");
-            events.push(envelope(
-                EventType::ResourceUpdated,
-                "instance",
-                r,
-                &second,
-                Some(&id),
-                Some(instance(i, "stopped")),
-            ));
-        }
-        for i in (0..n).step_by(10) {
-            let id = format!("i-{i:05}");
-            events.push(envelope(
-                EventType::ResourceDeleted,
-                "instance",
-                r,
-                &second,
-                Some(&id),
-                None,
-            ));
-        }
-        events.push(envelope(
-            EventType::ResourceDeleted,
-            "subnet",
-            r,
-            &second,
-            Some("subnet-12"),
-            None,
-        ));
-        events.push(envelope(
-            EventType::ScanCompleted,
-            "instance",
-            r,
-            &second,
-            None,
-            None,
-        ));
-        // subnet-11 goes away and comes back: whether that lands in one batch or
-        // two must not matter
-        let third = format!("scan-3-{region}");
-        events.push(envelope(
-            EventType::ResourceDeleted,
-            "subnet",
-            r,
-            &third,
-            Some("subnet-11"),
-            None,
-        ));
-        let back = json!({"subnetId": "subnet-11", "vpcId": "vpc-4", "tagSet": [{"key": "Name", "value": "back"}]});
-        events.push(envelope(
-            EventType::ResourceCreated,
-            "subnet",
-            r,
-            &format!("{third}-b"),
-            Some("subnet-11"),
-            Some(back),
-        ));
-        for chunk in events.chunks(500) {
-            env.bus.publish_events(chunk, None).await.unwrap();
-        }
-    }
-}
-
-async fn checksums(store: &Store) -> Vec<inventory_store::TableChecksum> {
-    let mut out = Vec::new();
-    for table in Store::projection_tables() {
-        out.push(store.checksum(&table).await.unwrap());
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_projector_mid_stream_leaves_identical_tables() {
     let env = TestEnv::new().await;
-    publish_history(&env, 1500).await;
+    publish_history(&env.bus, 1500).await;
     let target = env.bus.last_event_seq().await.unwrap();
 
     env.project(&env.store, "uninterrupted").await;

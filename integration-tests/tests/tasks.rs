@@ -402,6 +402,7 @@ async fn cancel_removes_pending_tasks_and_stops_active_ones_without_deleting() {
         payload: Some(payload),
         resources_seen: None,
         error: None,
+        known_from_seq: None,
     };
     env.bus.publish_events(&[phantom], None).await.unwrap();
 

@@ -95,3 +95,45 @@ fn only_the_collector_calls_providers() {
         ["inventory-collector"]
     );
 }
+
+/// Defect 10: the helper that writes parameters into SQL text is for `make
+/// bench` only: behind the store's `bench` feature, which only the benchmark
+/// crate turns on, and named by no service.
+#[test]
+fn the_sql_inlining_helper_is_only_for_benchmarks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for group in ["shared", "services"] {
+        for entry in std::fs::read_dir(root.join(group)).unwrap() {
+            let dir = entry.unwrap().path();
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+            assert!(
+                !manifest.contains("\"bench\"") || dir.ends_with("store"),
+                "{} turns on the bench feature",
+                dir.display()
+            );
+            let mut stack = vec![dir.join("src")];
+            while let Some(d) = stack.pop() {
+                for f in std::fs::read_dir(&d).into_iter().flatten() {
+                    let path = f.unwrap().path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if !path.ends_with("query.rs") {
+                        let text = std::fs::read_to_string(&path).unwrap_or_default();
+                        assert!(
+                            !text.contains("list_sql_inlined"),
+                            "{} uses the benchmark helper",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    let store = std::fs::read_to_string(root.join("shared/store/src/query.rs")).unwrap();
+    let at = store.find("pub fn list_sql_inlined").unwrap();
+    assert!(
+        store[..at]
+            .trim_end()
+            .ends_with("#[cfg(feature = \"bench\")]")
+    );
+}

@@ -102,6 +102,7 @@ fn event(i: usize, generation: usize, scan: &str) -> Envelope {
         payload: Some(payload),
         resources_seen: None,
         error: None,
+        known_from_seq: None,
     }
 }
 
@@ -456,7 +457,7 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             let t = Instant::now();
-            raw_store.apply_batch("raw", &items).await?;
+            raw_store.apply_batch("raw", &items, None).await?;
             folding += t.elapsed();
         }
         let (key, label) = if generation == 0 {

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::ApiState;
 use crate::error::ApiError;
+use inventory_model::text::quoted;
 
 const PARAMS: [&str; 2] = ["after_task", "min_seq"];
 const POLL: Duration = Duration::from_millis(50);
@@ -106,39 +107,111 @@ async fn wait_for(state: &ApiState, wait: Wait) -> Result<(), ApiError> {
     let seq = match wait {
         Wait::Seq(seq) => seq,
         Wait::Task(id) => {
-            let bus = state
-                .bus
-                .as_ref()
-                .ok_or_else(|| ApiError::Unavailable("this api runs without nats".into()))?;
-            loop {
-                let task = bus
-                    .task(&id)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no task {id}")))?;
-                if task.state.is_final() {
-                    break task.last_seq.unwrap_or(0);
-                }
-                if Instant::now() >= deadline {
+            let view = state.task_view().await?;
+            match view
+                .wait_for(&id, state.read_wait, |t| t.state.is_final())
+                .await
+            {
+                Ok(Some(task)) => task.last_seq.unwrap_or(0),
+                Ok(None) => return Err(ApiError::NotFound(format!("no task {}", quoted(&id)))),
+                Err(task) => {
+                    let state = task.map(|t| t.state.to_string()).unwrap_or_default();
                     return Err(timeout(format!(
-                        "task {id} did not finish (it is {})",
-                        task.state
+                        "task {} did not finish (it is {state})",
+                        quoted(&id)
                     )));
                 }
-                tokio::time::sleep(POLL).await;
             }
         }
     };
-    loop {
-        let applied = state.store().checkpoint(&state.projection).await?;
-        if applied >= seq {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(timeout(format!(
-                "the projection did not reach sequence {seq} (it is at {applied})"
+    match state.progress.wait_for(state, seq, deadline).await? {
+        Ok(()) => Ok(()),
+        Err(applied) => Err(timeout(format!(
+            "the projection did not reach sequence {seq} (it is at {applied})"
+        ))),
+    }
+}
+
+/// Waiting for the served projection's checkpoint: one poller per API
+/// instance, running only while someone waits, however many wait.
+#[derive(Default)]
+pub(crate) struct Progress {
+    checkpoint: tokio::sync::watch::Sender<u64>,
+    waiting: std::sync::atomic::AtomicUsize,
+    polling: std::sync::Mutex<bool>,
+}
+
+/// At most this many reads wait at once per API instance; more get a 503.
+const MAX_WAITING: usize = 512;
+
+/// Counts one waiting read while it lives.
+struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Progress {
+    /// Wait until the checkpoint reaches `seq` or `deadline` passes (then the
+    /// checkpoint last seen).
+    async fn wait_for(
+        &self,
+        state: &ApiState,
+        seq: u64,
+        deadline: Instant,
+    ) -> Result<Result<(), u64>, ApiError> {
+        use std::sync::atomic::Ordering;
+        let waiting = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _counted = Waiting(&self.waiting);
+        if waiting >= MAX_WAITING {
+            return Err(ApiError::Unavailable(format!(
+                "{MAX_WAITING} reads are already waiting for the projection; try again later"
             )));
         }
-        tokio::time::sleep(POLL).await;
+        let mut rx = self.checkpoint.subscribe();
+        self.poll_while_waited(state);
+        let reached = tokio::time::timeout_at(deadline, rx.wait_for(|c| *c >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        Ok(if reached { Ok(()) } else { Err(*rx.borrow()) })
+    }
+
+    /// Start the poller unless it runs; it stops once nobody waits.
+    fn poll_while_waited(&self, state: &ApiState) {
+        use std::sync::atomic::Ordering;
+        let mut polling = self.polling.lock().expect("poller lock");
+        if *polling {
+            return;
+        }
+        *polling = true;
+        let state = state.clone();
+        tokio::spawn(async move {
+            let this = &state.progress;
+            loop {
+                {
+                    let mut polling = this.polling.lock().expect("poller lock");
+                    if this.waiting.load(Ordering::SeqCst) == 0 {
+                        *polling = false;
+                        return;
+                    }
+                }
+                match state.store().checkpoint(&state.projection).await {
+                    Ok(c) => {
+                        this.checkpoint.send_if_modified(|old| {
+                            let newer = c > *old;
+                            if newer {
+                                *old = c;
+                            }
+                            newer
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the projection's checkpoint"),
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        });
     }
 }
 

@@ -12,12 +12,13 @@ mod error;
 mod routes;
 mod tasks;
 
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
-use inventory_bus::Bus;
+use inventory_bus::{Bus, TaskView};
 use inventory_store::Store;
 
 pub use error::ApiError;
@@ -36,6 +37,10 @@ pub struct ApiState {
     projection: String,
     /// How long they wait at most.
     read_wait: Duration,
+    /// The one poller of that checkpoint that waiting reads share.
+    progress: Arc<consistency::Progress>,
+    /// The task records, watched (started at the first request that needs them).
+    tasks: Arc<tokio::sync::OnceCell<TaskView>>,
 }
 
 /// How often the API checks which schema it should serve.
@@ -49,7 +54,18 @@ impl ApiState {
             bus,
             projection: "tables".into(),
             read_wait: Duration::from_secs(30),
+            progress: Arc::default(),
+            tasks: Arc::default(),
         }
+    }
+
+    /// The live view of the task records.
+    pub(crate) async fn task_view(&self) -> Result<&TaskView, ApiError> {
+        let bus = self
+            .bus
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("this api runs without nats".into()))?;
+        Ok(self.tasks.get_or_try_init(|| bus.task_view()).await?)
     }
 
     /// Wait for projection `name` (default `tables`) on reads that ask to.
@@ -123,6 +139,9 @@ impl ApiServer {
                 .configure(routes::configure)
         })
         .workers(workers.max(1))
+        // A stop waits this long for requests in flight (a read waiting for
+        // the projection included), so that a stopping process never hangs.
+        .shutdown_timeout(2)
         .disable_signals()
         .listen(listener)?
         .run();
@@ -137,7 +156,31 @@ impl ApiServer {
         })
     }
 
-    /// Stop accepting, finish in-flight requests, and wait for the server to end.
+    /// Serve until `stop` resolves, then stop as [`ApiServer::stop`] does; an
+    /// error if the server ends on its own before.
+    pub async fn serve_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let ended = tokio::select! {
+            ended = &mut self.task => Some(ended),
+            _ = stop => None,
+        };
+        match ended {
+            None => {
+                self.stop().await;
+                Ok(())
+            }
+            Some(ended) => {
+                self.follow.abort();
+                Err(match ended {
+                    Ok(Ok(())) => anyhow::anyhow!("the api server stopped"),
+                    Ok(Err(e)) => anyhow::Error::new(e).context("the api server failed"),
+                    Err(e) => anyhow::anyhow!("the api server panicked: {e}"),
+                })
+            }
+        }
+    }
+
+    /// Stop accepting, finish in-flight requests (at most 2 s), and wait for
+    /// the server to end.
     pub async fn stop(self) {
         self.follow.abort();
         self.handle.stop(true).await;

@@ -1,9 +1,11 @@
 //! `/api/v1/tasks`, `/api/v1/schedules` and `POST /api/v1/collect`: the
 //! collection control plane over HTTP (the same operations as `inventory tasks`).
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use inventory_bus::{Bus, Intake};
-use inventory_model::{CollectRequest, Priority, TaskFilter};
+use inventory_bus::Bus;
+use inventory_model::text::{quoted, truncated};
+use inventory_model::{CollectRequest, Priority, Task, TaskFilter};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -32,10 +34,16 @@ fn invalid(name: &str, e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("invalid_parameter", format!("{name}: {e}"))
 }
 
+/// A page of tasks ends after this one: `<created_at>/<id>`.
+fn task_cursor(task: &Task) -> String {
+    format!("{}/{}", task.spec.created_at.to_rfc3339(), task.spec.id)
+}
+
 async fn list(state: web::Data<ApiState>, params: Params) -> Result<HttpResponse, ApiError> {
     check_params(&params)?;
     let mut filter = TaskFilter::default();
-    let (mut limit, mut offset) = (50, 0usize);
+    let mut limit = 50;
+    let mut after: Option<(chrono::DateTime<chrono::Utc>, String)> = None;
     for (name, value) in params.iter() {
         match name.as_str() {
             "state" => filter.state = Some(value.parse().map_err(|e| invalid(name, e))?),
@@ -43,9 +51,10 @@ async fn list(state: web::Data<ApiState>, params: Params) -> Result<HttpResponse
             "kind" => filter.kind = Some(value.clone()),
             "limit" => limit = parse_limit(value)?,
             "cursor" => {
-                offset = value
-                    .parse()
-                    .map_err(|_| ApiError::bad_request("invalid_cursor", "invalid cursor"))?
+                let bad = || ApiError::bad_request("invalid_cursor", "invalid cursor");
+                let (at, id) = value.split_once('/').ok_or_else(bad)?;
+                let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
+                after = Some((at.with_timezone(&chrono::Utc), id.to_owned()));
             }
             other => {
                 return Err(ApiError::bad_request(
@@ -57,17 +66,25 @@ async fn list(state: web::Data<ApiState>, params: Params) -> Result<HttpResponse
             }
         }
     }
-    let tasks = bus(&state)?.tasks(&filter).await?;
-    let end = (offset + limit).min(tasks.len());
-    let items = tasks.get(offset.min(end)..end).unwrap_or_default();
-    let next = (end < tasks.len()).then(|| end.to_string());
+    // From the watched records: a request reads none from NATS. Newest first,
+    // and a page starts after the cursor's task, so that tasks created while
+    // paging do not shift later pages.
+    let tasks = state.task_view().await?.list(&filter);
+    let start = match &after {
+        None => 0,
+        Some((at, id)) => tasks.partition_point(|t| (t.spec.created_at, &t.spec.id) >= (*at, id)),
+    };
+    let items = &tasks[start..(start + limit).min(tasks.len())];
+    let next = (start + limit < tasks.len())
+        .then(|| items.last().map(task_cursor))
+        .flatten();
     Ok(HttpResponse::Ok().json(json!({"items": items, "next": next})))
 }
 
 async fn show(state: web::Data<ApiState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     match bus(&state)?.task(&id).await? {
         Some(task) => Ok(HttpResponse::Ok().json(task)),
-        None => Err(ApiError::NotFound(format!("no task {id}"))),
+        None => Err(ApiError::NotFound(format!("no task {}", quoted(&id)))),
     }
 }
 
@@ -117,40 +134,29 @@ struct CollectBody {
     id: Option<String>,
 }
 
+/// Through the collectors' intake (`<prefix>.collect.<source>.<kind>`), as any
+/// NATS client would: it checks the request against the accounts and regions
+/// they collect, and answers with the same fields.
 async fn collect(state: web::Data<ApiState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let body: CollectBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("malformed_request", format!("malformed request body: {e}"))
+        ApiError::bad_request(
+            "malformed_request",
+            format!("malformed request body: {}", truncated(&e.to_string(), 200)),
+        )
     })?;
     let request = CollectRequest {
         accounts: body.accounts,
         regions: body.regions,
         priority: body.priority,
     };
-    match bus(&state)?
-        .intake(
-            &body.source,
-            &body.kind,
-            Ok(request),
-            body.id.as_deref(),
-            None,
-        )
-        .await?
-    {
-        Intake::Accepted(s) => {
-            let status = if s.duplicate {
-                HttpResponse::Ok()
-            } else {
-                HttpResponse::Accepted()
-            }
-            .json(json!({"task": s.task, "duplicate": s.duplicate}));
-            Ok(status)
-        }
-        Intake::Rejected {
-            task,
-            code,
-            message,
-        } => Ok(HttpResponse::BadRequest().json(json!({
-            "error": {"code": code, "message": message, "task_id": task.spec.id}
-        }))),
-    }
+    let reply = bus(&state)?
+        .request_collection(&body.source, &body.kind, &request, body.id.as_deref())
+        .await?;
+    let status = match (reply.get("error"), reply["duplicate"].as_bool()) {
+        (Some(e), _) if e["code"] == "bus_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        (Some(_), _) => StatusCode::BAD_REQUEST,
+        (None, Some(true)) => StatusCode::OK,
+        (None, _) => StatusCode::ACCEPTED,
+    };
+    Ok(HttpResponse::build(status).json(reply))
 }

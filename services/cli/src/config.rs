@@ -549,6 +549,51 @@ collector: { scan_retries: 1, retry_delay: 5s }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Defect 9: `externl_id: abc` in an `assume_role` credential passed
+    /// silently, while the other sections rejected unknown keys.
+    #[test]
+    fn a_typo_in_any_section_is_an_error_naming_the_key_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("inv-typos-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("inventory.yaml");
+        for (text, key) in [
+            (
+                "aws:\n  credentials:\n    audit: { type: assume_role, source: base, role_arn: arn, externl_id: abc }\n",
+                "externl_id",
+            ),
+            (
+                "aws:\n  credentials:\n    base: { type: default, profle: ops }\n",
+                "profle",
+            ),
+            (
+                "aws:\n  accounts: [{ credential: x, region: [eu-west-1] }]\n",
+                "region",
+            ),
+            ("aws:\n  pacing: { rate: 1, burts: 2 }\n", "burts"),
+            ("aws:\n  regoins: [eu-west-1]\n", "regoins"),
+            ("api:\n  adress: 0.0.0.0:1\n", "adress"),
+            ("tasks: { concurency: 2 }\n", "concurency"),
+            (
+                "retention:\n  kinds:\n    instances: { delted: 7d }\n",
+                "delted",
+            ),
+            (
+                "schedules: [{ name: x, request: { source: aws, kind: all, region: [a] }, every: 1h }]\n",
+                "region",
+            ),
+            ("colector: { interval: 1h }\n", "colector"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let err = format!(
+                "{:#}",
+                Config::load_with(Some(&file), &env(&[])).unwrap_err()
+            );
+            assert!(err.contains(key), "{text}: {err}");
+            assert!(err.contains(&file.display().to_string()), "{text}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn bad_values_are_rejected() {
         assert!(Config::load_with(None, &env(&[("INVENTORY_COLLECT_INTERVAL", "soon")])).is_err());

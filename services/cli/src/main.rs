@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use inventory_api::{ApiServer, ApiState};
-use inventory_bus::Bus;
+use inventory_bus::{Bus, Reach};
 use inventory_collector::{Account, AwsSource, Collector, CollectorSettings, Pacer};
 use inventory_projector::housekeeping::run_housekeeping;
 use inventory_projector::notify::run_notifier;
@@ -21,7 +21,10 @@ use tokio_util::sync::CancellationToken;
 use config::Config;
 
 mod replay;
+mod supervise;
 mod tasks;
+
+use supervise::Services;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -73,19 +76,38 @@ enum Command {
     Kinds,
 }
 
-fn init_tracing(config: &Config) -> anyhow::Result<()> {
+impl Command {
+    /// Services log what they do (`info`); commands a person runs print their
+    /// result and log only warnings and errors, unless `RUST_LOG` says otherwise.
+    fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Up | Command::Collector | Command::Projector | Command::Api => "info",
+            _ => "warn,async_nats=error",
+        }
+    }
+}
+
+fn init_tracing(config: &Config, default_filter: &str) -> anyhow::Result<()> {
     let format = match config.log.format.as_str() {
         "json" => LogFormat::Json,
         _ => LogFormat::Text,
     };
-    inventory_telemetry::init(format, "info", false).context("failed to set up logging")
+    inventory_telemetry::init(format, default_filter, false).context("failed to set up logging")
 }
 
+/// The bus of a service: a server that is not up yet is waited for.
 async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
-    Bus::connect(&config.nats.url, &config.nats.prefix)
-        .await
-        .with_context(|| format!("failed to connect to nats at {}", config.nats.url))
+    Ok(Bus::connect(&config.nats.url, &config.nats.prefix).await?)
 }
+
+/// The bus of a command: a server that cannot be reached fails it at once.
+async fn connect_client(config: &Config) -> anyhow::Result<Bus> {
+    let reach = Reach::FailAfter(std::time::Duration::from_secs(3));
+    Ok(Bus::connect_with(&config.nats.url, &config.nats.prefix, reach).await?)
+}
+
+/// How long services get to stop after a shutdown request (Ctrl-C).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(4);
 
 fn connect_store(config: &Config) -> anyhow::Result<Store> {
     Store::connect(&config.database.url, config.database.max_connections).with_context(|| {
@@ -174,15 +196,16 @@ fn projector(config: &Config, bus: Bus, store: Store) -> Projector {
 
 /// On SIGHUP, read the configuration again and bring the shared schedules in
 /// line with it (the rest of the configuration applies at the next start).
-async fn reload_schedules_on_hangup(file: Option<PathBuf>, bus: Bus, shutdown: CancellationToken) {
+async fn reload_schedules_on_hangup(
+    file: Option<PathBuf>,
+    bus: Bus,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; schedules change only at start");
-        return;
-    };
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = hangup.recv() => {}
         }
         let defs = match Config::load(file.as_deref()).and_then(|c| c.schedules()) {
@@ -199,26 +222,76 @@ async fn reload_schedules_on_hangup(file: Option<PathBuf>, bus: Bus, shutdown: C
     }
 }
 
+/// Cancelled on Ctrl-C (SIGINT) or SIGTERM; a second one exits at once.
 fn shutdown_on_ctrl_c() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        t.cancel();
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::error!("cannot listen for SIGINT and SIGTERM");
+            return;
+        };
+        for signals in 1.. {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if signals > 1 {
+                tracing::warn!("stopping now");
+                std::process::exit(130);
+            }
+            tracing::info!("shutting down (again to stop at once)");
+            t.cancel();
+        }
     });
     token
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", report(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause only if the message so
+/// far does not already say it.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if out.contains(&cause) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&cause);
+    }
+    out
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Command::Kinds = cli.command {
         print!("{}", inventory_model::catalogue::markdown());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref())?;
-    init_tracing(&config)?;
+    init_tracing(&config, cli.command.default_log_filter())?;
     match cli.command {
         Command::Migrate => {
             let store = connect_store(&config)?;
@@ -230,23 +303,23 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Collect(args) => {
-            let bus = connect_bus(&config).await?;
+            let bus = connect_client(&config).await?;
             if !tasks::collect(&bus, args).await? {
                 std::process::exit(1);
             }
         }
         Command::Tasks(command) => {
-            let bus = connect_bus(&config).await?;
+            let bus = connect_client(&config).await?;
             bus.ensure_topology().await?;
             tasks::tasks(&bus, command).await?;
         }
         Command::Schedules(command) => {
-            let bus = connect_bus(&config).await?;
+            let bus = connect_client(&config).await?;
             bus.ensure_topology().await?;
             tasks::schedules(&bus, command).await?;
         }
         Command::Replay(args) => {
-            let bus = connect_bus(&config).await?;
+            let bus = connect_client(&config).await?;
             replay::replay(&config, connect_store(&config)?, bus, args).await?;
         }
         Command::Kinds => unreachable!("answered before the configuration is read"),
@@ -258,42 +331,25 @@ async fn main() -> anyhow::Result<()> {
         Command::Collector => {
             let bus = connect_bus(&config).await?;
             let shutdown = shutdown_on_ctrl_c();
-            tokio::spawn(reload_schedules_on_hangup(
-                cli.config.clone(),
-                bus.clone(),
-                shutdown.clone(),
-            ));
-            collector(&config, bus).await?.run(shutdown).await?;
+            let mut services = Services::default();
+            spawn_collection(&mut services, &config, cli.config.clone(), bus, &shutdown).await?;
+            services.run(shutdown, STOP_GRACE).await?;
         }
         Command::Projector => {
             let bus = connect_bus(&config).await?;
             let store = serving_store(&config).await?;
             let shutdown = shutdown_on_ctrl_c();
-            let housekeeping = tokio::spawn(run_housekeeping(
-                store.clone(),
-                config.retention()?,
-                shutdown.clone(),
-            ));
-            let notifier = tokio::spawn(run_notifier(store.clone(), bus.clone(), shutdown.clone()));
-            projector(&config, bus, store).run(shutdown.clone()).await?;
-            shutdown.cancel();
-            let _ = housekeeping.await;
-            if let Ok(Err(e)) = notifier.await {
-                tracing::error!(error = %e, "change notifier failed");
-            }
+            let mut services = Services::default();
+            spawn_projection(&mut services, &config, &bus, store, &shutdown)?;
+            services.run(shutdown, STOP_GRACE).await?;
         }
         Command::Api => {
             let bus = connect_bus(&config).await?;
             let store = connect_store(&config)?;
-            let server = ApiServer::start(
-                &config.api.addr,
-                ApiState::new(store, Some(bus))
-                    .with_projection(&config.projector.name)
-                    .with_read_wait(config.read_wait()?),
-                config.api.workers,
-            )?;
-            shutdown_on_ctrl_c().cancelled().await;
-            server.stop().await;
+            let shutdown = shutdown_on_ctrl_c();
+            let mut services = Services::default();
+            spawn_api(&mut services, &config, store, bus, &shutdown)?;
+            services.run(shutdown, STOP_GRACE).await?;
         }
         Command::Up => {
             let bus = connect_bus(&config).await?;
@@ -301,63 +357,99 @@ async fn main() -> anyhow::Result<()> {
             let store = connect_store(&config)?;
             store.migrate().await.context("failed to migrate")?;
             let shutdown = shutdown_on_ctrl_c();
-            let server = ApiServer::start(
-                &config.api.addr,
-                ApiState::new(store.clone(), Some(bus.clone()))
-                    .with_projection(&config.projector.name)
-                    .with_read_wait(config.read_wait()?),
-                config.api.workers,
-            )?;
+            let mut services = Services::default();
+            spawn_api(&mut services, &config, store, bus.clone(), &shutdown)?;
             let projecting = serving_store(&config).await?;
-            let housekeeping = tokio::spawn(run_housekeeping(
-                projecting.clone(),
-                config.retention()?,
-                shutdown.clone(),
-            ));
-            let notifier = tokio::spawn(run_notifier(
-                projecting.clone(),
-                bus.clone(),
-                shutdown.clone(),
-            ));
-            let mut projector =
-                tokio::spawn(projector(&config, bus.clone(), projecting).run(shutdown.clone()));
-            tokio::spawn(reload_schedules_on_hangup(
-                cli.config.clone(),
-                bus.clone(),
-                shutdown.clone(),
-            ));
-            let mut collector = tokio::spawn(collector(&config, bus).await?.run(shutdown.clone()));
-            // Run until Ctrl-C, or until a service stops on its own (an error).
-            let failed = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => None,
-                r = &mut projector => Some(("projector", r)),
-                r = &mut collector => Some(("collector", r)),
-            };
-            shutdown.cancel();
-            server.stop().await;
-            let _ = housekeeping.await;
-            if let Ok(Err(e)) = notifier.await {
-                tracing::error!(error = %e, "change notifier failed");
-            }
-            // A service that ends cleanly after Ctrl-C has not failed.
-            let failed =
-                failed.filter(|(_, r)| !(shutdown.is_cancelled() && matches!(r, Ok(Ok(())))));
-            if let Some((name, result)) = failed {
-                return Err(match result {
-                    Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),
-                    Ok(Err(e)) => e.context(format!("{name} failed")),
-                    Err(e) => anyhow::anyhow!("{name} panicked: {e}"),
-                });
-            }
-            for (name, task) in [("projector", projector), ("collector", collector)] {
-                match task.await {
-                    Ok(Err(e)) => tracing::error!(service = name, error = %e, "service failed"),
-                    Err(e) => tracing::error!(service = name, error = %e, "service panicked"),
-                    Ok(Ok(())) => {}
-                }
-            }
+            spawn_projection(&mut services, &config, &bus, projecting, &shutdown)?;
+            spawn_collection(&mut services, &config, cli.config.clone(), bus, &shutdown).await?;
+            // Until Ctrl-C, or until a service stops on its own (a failure).
+            services.run(shutdown, STOP_GRACE).await?;
         }
     }
     Ok(())
+}
+
+/// The collector, with schedules following the configuration file on SIGHUP.
+async fn spawn_collection(
+    services: &mut Services,
+    config: &Config,
+    file: Option<PathBuf>,
+    bus: Bus,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    services.spawn(
+        "schedule reloader",
+        reload_schedules_on_hangup(file, bus.clone(), shutdown.clone()),
+    );
+    services.spawn(
+        "collector",
+        collector(config, bus).await?.run(shutdown.clone()),
+    );
+    Ok(())
+}
+
+/// The API, serving until `shutdown`.
+fn spawn_api(
+    services: &mut Services,
+    config: &Config,
+    store: Store,
+    bus: Bus,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let server = ApiServer::start(
+        &config.api.addr,
+        ApiState::new(store, Some(bus))
+            .with_projection(&config.projector.name)
+            .with_read_wait(config.read_wait()?),
+        config.api.workers,
+    )?;
+    let shutdown = shutdown.clone();
+    services.spawn("api", async move {
+        server.serve_until(shutdown.cancelled_owned()).await
+    });
+    Ok(())
+}
+
+/// The projector with its change notifier and housekeeping, on `store`.
+fn spawn_projection(
+    services: &mut Services,
+    config: &Config,
+    bus: &Bus,
+    store: Store,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let (retention, name) = (config.retention()?, config.projector.name.clone());
+    let (s, st) = (shutdown.clone(), store.clone());
+    services.spawn("housekeeping", async move {
+        run_housekeeping(st, retention, s).await;
+        Ok(())
+    });
+    let (s, st, b) = (shutdown.clone(), store.clone(), bus.clone());
+    services.spawn("change notifier", async move {
+        run_notifier(st, b, name, s).await;
+        Ok(())
+    });
+    services.spawn(
+        "projector",
+        projector(config, bus.clone(), store).run(shutdown.clone()),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_without_repeated_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = anyhow::Error::new(io)
+            .context("cannot connect to NATS at nats://x:1: connection refused");
+        assert_eq!(
+            report(&e),
+            "cannot connect to NATS at nats://x:1: connection refused"
+        );
+        let e = anyhow::anyhow!("no database").context("projector failed");
+        assert_eq!(report(&e), "projector failed: no database");
+    }
 }

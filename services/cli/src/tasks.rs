@@ -154,19 +154,24 @@ pub async fn tasks(bus: &Bus, command: TasksCommand) -> anyhow::Result<()> {
                 "{:<40} {:<10} {:<7} {:<16} {:>3} {:<20} {:>9} {:>9}  ERROR",
                 "ID", "STATE", "PRIO", "REQUEST", "TRY", "CREATED", "SCOPES", "RESOURCES"
             );
+            // Cells are cut to their column (`tasks show` has everything).
+            let cut = inventory_model::text::truncated;
             for t in tasks.iter().take(limit) {
                 let p = t.progress;
                 println!(
                     "{:<40} {:<10} {:<7} {:<16} {:>3} {:<20} {:>9} {:>9}  {}",
-                    t.spec.id,
+                    cut(&t.spec.id, 40),
                     t.state.as_str(),
                     t.spec.priority.as_str(),
-                    format!("{}/{}", t.spec.source, t.spec.kind),
+                    cut(&format!("{}/{}", t.spec.source, t.spec.kind), 16),
                     t.attempts,
                     t.spec.created_at.format("%Y-%m-%d %H:%M:%S"),
                     format!("{}/{}", p.scopes_done, p.scopes_total),
                     p.resources_seen,
-                    t.error.as_ref().map(|e| e.message.as_str()).unwrap_or("")
+                    cut(
+                        t.error.as_ref().map(|e| e.message.as_str()).unwrap_or(""),
+                        100
+                    )
                 );
             }
             if tasks.len() > limit {

@@ -216,7 +216,12 @@ pub struct Collector {
     /// Cancelled when the service stops: running scans fail at their next page.
     cancel: CancellationToken,
     locks: scan::ScopeLocks,
+    /// The regions enabled per account (by label), and when they were listed.
+    regions: Arc<std::sync::Mutex<std::collections::HashMap<String, ListedRegions>>>,
 }
+
+/// An account's enabled regions and when they were listed.
+type ListedRegions = (std::time::Instant, Vec<String>);
 
 impl Collector {
     /// A collector of one account, scanning `settings.regions` (or every
@@ -244,10 +249,38 @@ impl Collector {
             settings,
             cancel: CancellationToken::new(),
             locks: scan::ScopeLocks::default(),
+            regions: Arc::default(),
         }
     }
 
-    /// Resolve one account: its id, then its regions (only if a kind needs them).
+    /// The regions this collector covers for an account: its configured ones,
+    /// or every region enabled for it but the excluded (asked of the provider
+    /// at most every [`REGIONS_TTL`]).
+    async fn account_regions(&self, account: &Account) -> Result<Vec<String>, CollectError> {
+        if let Some(r) = &account.regions {
+            return Ok(r.clone());
+        }
+        let cached = self
+            .regions
+            .lock()
+            .expect("region cache")
+            .get(&account.label)
+            .filter(|(at, _)| at.elapsed() < REGIONS_TTL)
+            .map(|(_, r)| r.clone());
+        if let Some(regions) = cached {
+            return Ok(regions);
+        }
+        let mut enabled = account.source.enabled_regions().await?;
+        enabled.retain(|r| !account.excluded_regions.contains(r));
+        self.regions.lock().expect("region cache").insert(
+            account.label.clone(),
+            (std::time::Instant::now(), enabled.clone()),
+        );
+        Ok(enabled)
+    }
+
+    /// Resolve one account: its id, then its regions (only if a kind needs
+    /// them): the requested ones it has, or all it has.
     async fn plan_account(
         &self,
         account: &Account,
@@ -255,22 +288,64 @@ impl Collector {
         request: &CollectRequest,
     ) -> Result<AccountPlan, CollectError> {
         let account_id = account.source.account_id().await?;
-        let regions = if !regional {
-            Vec::new()
-        } else if !request.regions.is_empty() {
-            request.regions.clone()
-        } else if let Some(r) = &account.regions {
-            r.clone()
+        let mut regions = if regional {
+            self.account_regions(account).await?
         } else {
-            let mut enabled = account.source.enabled_regions().await?;
-            enabled.retain(|r| !account.excluded_regions.contains(r));
-            enabled
+            Vec::new()
         };
+        if !request.regions.is_empty() {
+            regions.retain(|r| request.regions.contains(r));
+        }
         Ok(AccountPlan {
             source: account.source.clone(),
             account_id,
             regions,
         })
+    }
+
+    /// The accounts a request selects (those whose configured id it leaves out
+    /// are not resolved).
+    fn selected<'a>(&'a self, request: &'a CollectRequest) -> impl Iterator<Item = &'a Account> {
+        self.accounts.iter().filter(|a| {
+            request.accounts.is_empty() || !a.label_is_id || request.accounts.contains(&a.label)
+        })
+    }
+
+    /// Check a request's regions against what the selected accounts have, so
+    /// that a request that can never succeed is refused at intake. Accounts
+    /// whose regions cannot be listed now are given the benefit of the doubt
+    /// (the run checks again).
+    pub async fn check_regions(
+        &self,
+        source: &str,
+        kind: &str,
+        request: &CollectRequest,
+    ) -> Result<(), RequestError> {
+        let regional = resolve_kinds(source, kind).is_ok_and(|k| k.iter().any(|k| k.regional));
+        if request.regions.is_empty() || !regional {
+            return Ok(());
+        }
+        let mut known = Vec::new();
+        for account in self.selected(request) {
+            match self.account_regions(account).await {
+                Ok(regions) => known.push((account.label.clone(), regions)),
+                Err(e) => {
+                    tracing::warn!(account = account.label, error = %e, "cannot list the account's regions; the request's regions are checked when it runs");
+                    return Ok(());
+                }
+            }
+        }
+        let unknown: Vec<&String> = request
+            .regions
+            .iter()
+            .filter(|r| !known.iter().any(|(_, regions)| regions.contains(r)))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(RequestError::UnknownRegion(unknown_regions(
+            &unknown, &known,
+        )))
     }
 
     async fn plan(
@@ -279,14 +354,7 @@ impl Collector {
         request: &CollectRequest,
     ) -> Result<Plan, CollectError> {
         let regional = kinds.iter().any(|k| k.regional);
-        // Accounts whose configured id the request leaves out are not resolved.
-        let selected: Vec<&Account> = self
-            .accounts
-            .iter()
-            .filter(|a| {
-                request.accounts.is_empty() || !a.label_is_id || request.accounts.contains(&a.label)
-            })
-            .collect();
+        let selected: Vec<&Account> = self.selected(request).collect();
         let resolved = futures::future::join_all(
             selected
                 .iter()
@@ -348,6 +416,21 @@ impl Collector {
         // With a single account, its failure is the request's error.
         if let (1, Some(e)) = (self.accounts.len(), first_error) {
             return Err(e);
+        }
+        // Requested regions that no account has can never be collected.
+        if regional
+            && !request.regions.is_empty()
+            && !accounts.is_empty()
+            && accounts.iter().all(|a| a.regions.is_empty())
+        {
+            let mut known = Vec::new();
+            for account in &selected {
+                if let Ok(regions) = self.account_regions(account).await {
+                    known.push((account.label.clone(), regions));
+                }
+            }
+            let requested: Vec<&String> = request.regions.iter().collect();
+            return Err(RequestError::UnknownRegion(unknown_regions(&requested, &known)).into());
         }
         // Every requested account must be known (unless one could not be resolved).
         if failed.is_empty()
@@ -501,17 +584,43 @@ impl Collector {
         // Running scans stop at their next page; their tasks go back to the queue.
         self.cancel.cancel();
         shutdown.cancel();
-        if !work.is_finished()
-            && tokio::time::timeout(Duration::from_secs(30), &mut work)
-                .await
-                .is_err()
-        {
-            tracing::warn!("running tasks did not stop within 30s");
+        // Scans stop at once (provider calls in flight are dropped) and record
+        // their end; a task still running after this is redelivered to another
+        // collector once its ack wait passes.
+        if !work.is_finished() && tokio::time::timeout(STOP_WAIT, &mut work).await.is_err() {
+            tracing::warn!(wait = ?STOP_WAIT, "running tasks did not stop in time");
         }
         let _ = schedules.await;
         result
     }
 }
+
+/// How long the regions enabled for an account are taken as known.
+const REGIONS_TTL: Duration = Duration::from_secs(300);
+
+/// "region "x" is not one of the regions collected for account A (r1, r2) …"
+fn unknown_regions(unknown: &[&String], known: &[(String, Vec<String>)]) -> String {
+    let unknown: Vec<String> = unknown
+        .iter()
+        .map(|r| inventory_model::text::quoted(r))
+        .collect();
+    let known: Vec<String> = known
+        .iter()
+        .map(|(account, regions)| format!("account {account}: {}", regions.join(", ")))
+        .collect();
+    format!(
+        "unknown region {}; the regions collected are {}",
+        unknown.join(", "),
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join("; ")
+        }
+    )
+}
+
+/// How long a stopping collector waits for its running tasks to hand back.
+const STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// Run one account's scans: account-wide kinds first (regions decide where the
 /// rest look), then every (region, kind) at most `share` at once; scans that

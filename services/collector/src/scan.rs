@@ -31,6 +31,8 @@ pub struct ScanReport {
     pub updated: u64,
     pub unchanged: u64,
     pub deleted: u64,
+    /// Listed items the kind cannot take (no id): dead-lettered, not counted as seen.
+    pub rejected: u64,
     pub pages: u64,
     /// Provider calls, retries included, and how many were throttled or retried.
     pub api_calls: u64,
@@ -111,6 +113,7 @@ fn envelope(
         payload: None,
         resources_seen: None,
         error: None,
+        known_from_seq: None,
     }
 }
 
@@ -173,6 +176,7 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             created = report.created,
             updated = report.updated,
             deleted = report.deleted,
+            rejected = report.rejected,
             api_calls = report.api_calls,
             throttles = report.throttles,
             retries = report.retries,
@@ -235,7 +239,8 @@ async fn scan(
     report: &mut ScanReport,
 ) -> Result<(), CollectError> {
     let bus = &ctx.bus;
-    let mut diff = ScopeDiff::new(bus.published_state(kind.source, kind.name, scope).await?);
+    let last_published = bus.published_state(kind.source, kind.name, scope).await?;
+    let mut diff = ScopeDiff::new(last_published.resources);
     let started = envelope(
         kind,
         scope,
@@ -297,6 +302,7 @@ async fn scan(
         EventType::ScanCompleted,
     );
     completed.resources_seen = Some(report.seen);
+    completed.known_from_seq = Some(last_published.known_from_seq);
     events.push(completed);
     report.last_seq = last_seq(&bus.publish_events(&events, trace).await?);
     report.deleted = gone.len() as u64;
@@ -314,6 +320,8 @@ const ENCODING_DEPTH: usize = 2;
 struct EncodedPage {
     observed_at: DateTime<Utc>,
     items: Vec<EncodedItem>,
+    /// Items the kind cannot take.
+    rejected: Vec<Rejected>,
 }
 
 struct EncodedItem {
@@ -322,29 +330,44 @@ struct EncodedItem {
     payload: Vec<u8>,
 }
 
+/// A listed item the kind cannot take, and why.
+struct Rejected {
+    hash: String,
+    payload: Vec<u8>,
+    reason: String,
+}
+
 /// Serialize and hash every item of a page, then free the page's tree: the
-/// collector's heaviest per-resource work, done off the scan's task.
+/// collector's heaviest per-resource work, done off the scan's task. An item
+/// without an id is set aside with the reason: one bad item must not fail the
+/// scan of its scope (which would then never publish a deletion again).
 fn encode_page(
     kind: &'static KindDef,
     body: serde_json::Value,
     observed_at: DateTime<Utc>,
-) -> Result<EncodedPage, CollectError> {
-    let items = kind
-        .items(&body)
-        .into_iter()
-        .map(|item| {
-            let id = kind.id_of(item).ok_or_else(|| CollectError::Provider {
-                operation: kind.list.operation.to_owned(),
-                message: format!("an item has no id at {:?}", kind.id),
-                retryable: false,
-            })?;
-            // Serialized once: hashed, then spliced into the envelope as is.
-            let payload = canonical_json(item);
-            let hash = content_hash_of(&payload);
-            Ok(EncodedItem { id, hash, payload })
-        })
-        .collect::<Result<_, CollectError>>()?;
-    Ok(EncodedPage { observed_at, items })
+) -> EncodedPage {
+    let mut page = EncodedPage {
+        observed_at,
+        items: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for item in kind.items(&body) {
+        // Serialized once: hashed, then spliced into the envelope as is.
+        let payload = canonical_json(item);
+        let hash = content_hash_of(&payload);
+        match kind.id_of(item) {
+            Some(id) => page.items.push(EncodedItem { id, hash, payload }),
+            None => page.rejected.push(Rejected {
+                hash,
+                payload,
+                reason: format!(
+                    "{} listed an item without an id at {:?}",
+                    kind.list.operation, kind.id
+                ),
+            }),
+        }
+    }
+    page
 }
 
 /// A scan's listing in progress: where it reads, what it has seen, and the
@@ -374,16 +397,17 @@ impl Listing<'_> {
                 return Err(CollectError::Cancelled);
             }
             let mut stats = CallStats::default();
-            let page = ctx
-                .source
-                .page(
+            // A stop request does not wait for a slow or retrying provider call.
+            let page = tokio::select! {
+                page = ctx.source.page(
                     kind,
                     self.scope.region.as_deref(),
                     token.take(),
                     ctx.page_size,
                     &mut stats,
-                )
-                .await;
+                ) => page,
+                _ = ctx.cancel.cancelled() => Err(CollectError::Cancelled),
+            };
             self.report.api_calls += stats.calls;
             self.report.throttles += stats.throttles;
             self.report.retries += stats.retries;
@@ -391,7 +415,7 @@ impl Listing<'_> {
             self.report.pages += 1;
             let observed_at = Utc::now();
             encoding.push_back(tokio::task::spawn_blocking(move || {
-                encode_page(kind, body, observed_at)
+                Ok(encode_page(kind, body, observed_at))
             }));
             // Publish the oldest page once the pipeline is full, and every page
             // at the end of the listing.
@@ -416,6 +440,27 @@ impl Listing<'_> {
             p.seen(page.items.len() as u64);
         }
         let mut events: Vec<(Envelope, Bytes)> = Vec::new();
+        for item in page.rejected {
+            tracing::warn!(
+                scan_id = self.scan_id,
+                kind = self.kind.name,
+                reason = item.reason,
+                "listed item rejected; it is dead-lettered and the scan goes on"
+            );
+            self.report.rejected += 1;
+            let mut env = envelope(
+                self.kind,
+                self.scope,
+                self.scan_id,
+                &ctx.request_id,
+                EventType::ItemRejected,
+            );
+            env.observed_at = page.observed_at;
+            env.content_hash = Some(item.hash);
+            env.error = Some(item.reason);
+            let body = Bytes::from(env.to_bytes_with_payload(&item.payload));
+            events.push((env, body));
+        }
         for item in page.items {
             let event_type = match self.diff.observe(&item.id, &item.hash) {
                 Observation::Created => {

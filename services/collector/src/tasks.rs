@@ -156,7 +156,13 @@ impl Collector {
     /// Take collection requests from `<prefix>.collect.<source>.<kind>` into the
     /// task queue, answering each with its task id (or why it was rejected).
     pub(crate) async fn intake(&self, delivery: CollectDelivery) {
-        let request = CollectRequest::parse(&delivery.body);
+        let request = match CollectRequest::parse(&delivery.body) {
+            Ok(request) => self
+                .check_regions(&delivery.source, &delivery.kind, &request)
+                .await
+                .map(|()| request),
+            Err(e) => Err(e),
+        };
         let reply = match self
             .bus
             .intake(
@@ -168,19 +174,7 @@ impl Collector {
             )
             .await
         {
-            Ok(Intake::Accepted(s)) => json!({
-                "request_id": s.task.spec.id,
-                "task": s.task,
-                "duplicate": s.duplicate,
-            }),
-            Ok(Intake::Rejected {
-                task,
-                code,
-                message,
-            }) => json!({
-                "request_id": task.spec.id,
-                "error": {"code": code, "message": message},
-            }),
+            Ok(intake) => intake.reply(),
             Err(e) => {
                 tracing::error!(error = %e, "could not queue a collection request");
                 json!({"error": {"code": "bus_unavailable", "message": e.to_string()}})
@@ -399,11 +393,13 @@ impl Collector {
             outcome.plan_error.is_some() || outcome.scopes_retryable + outcome.scopes_permanent > 0;
         outcome.cancelled = cancel.is_cancelled() && unfinished;
         let step = next_step(&outcome, task.attempts, settings.max_attempts.max(1));
+        // Between half and all of the exponential step: a retry never comes
+        // at once (the provider that just failed gets its moment).
         let backoff = jittered_backoff(
             settings.backoff,
             settings.max_backoff,
             task.attempts,
-            fastrand::f64(),
+            0.5 + fastrand::f64() / 2.0,
         );
         let final_progress = progress.snapshot();
         let failures = progress.failures.lock().expect("failures").clone();

@@ -82,9 +82,12 @@ pub async fn housekeep(
     Ok(out)
 }
 
-/// Run [`housekeep`] every `retention.every` until `shutdown`.
+/// Run [`housekeep`] every `retention.every` until `shutdown` (with retention
+/// off, just wait for it).
 pub async fn run_housekeeping(store: Store, retention: Retention, shutdown: CancellationToken) {
-    let Some(every) = retention.every else { return };
+    let Some(every) = retention.every else {
+        return shutdown.cancelled().await;
+    };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -17,7 +17,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use inventory_bus::{Bus, Delivery};
 use inventory_model::{ContractError, Envelope, EventType, kind_by_name};
-use inventory_store::{BatchItem, BatchOutcome, DeadLetter, JsonText, ResourceChange, Store};
+use inventory_store::{
+    BatchItem, BatchOutcome, DeadLetter, Hole, JsonText, ResourceChange, Store, StoreError,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
@@ -57,21 +59,33 @@ pub fn to_item(
     payload: &[u8],
     headers: Vec<(String, String)>,
 ) -> BatchItem {
-    match check(payload, trace_id(&headers)) {
-        Ok(item) => item(seq),
-        Err(e) => BatchItem::Dead {
-            seq,
-            letter: DeadLetter {
-                subject: subject.to_owned(),
-                reason: e.to_string(),
-                payload: payload.to_vec(),
-                headers,
-            },
+    let dead = |reason: String, headers| BatchItem::Dead {
+        seq,
+        letter: DeadLetter {
+            subject: subject.to_owned(),
+            reason,
+            payload: payload.to_vec(),
+            headers,
         },
+    };
+    match check(payload, trace_id(&headers)) {
+        Ok(Checked::Item(item)) => item(seq),
+        Ok(Checked::Rejected(reason)) => {
+            dead(format!("rejected by the collector: {reason}"), headers)
+        }
+        Err(e) => dead(e.to_string(), headers),
     }
 }
 
 type MakeItem = Box<dyn FnOnce(u64) -> BatchItem>;
+
+/// A message that keeps the contract.
+enum Checked {
+    /// An event to fold.
+    Item(MakeItem),
+    /// A listed item the collector could not take: a dead letter by design.
+    Rejected(String),
+}
 
 /// The trace id of a W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`).
 fn trace_id(headers: &[(String, String)]) -> Option<String> {
@@ -82,7 +96,7 @@ fn trace_id(headers: &[(String, String)]) -> Option<String> {
     (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
 }
 
-fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractError> {
+fn check(payload: &[u8], trace_id: Option<String>) -> Result<Checked, ContractError> {
     let env = Envelope::decode(payload)?;
     let kind = kind_by_name(&env.source, &env.kind).ok_or_else(|| ContractError::UnknownKind {
         provider: env.source.clone(),
@@ -100,9 +114,13 @@ fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractE
         payload,
         resources_seen,
         error,
+        known_from_seq,
         ..
     } = env;
-    Ok(match event_type {
+    Ok(Checked::Item(match event_type {
+        EventType::ItemRejected => {
+            return Ok(Checked::Rejected(error.unwrap_or_default()));
+        }
         EventType::ResourceCreated | EventType::ResourceUpdated | EventType::ResourceDeleted => {
             let key = key.expect("validated: resource events have a key");
             let state = match (payload, content_hash) {
@@ -146,9 +164,10 @@ fn check(payload: &[u8], trace_id: Option<String>) -> Result<MakeItem, ContractE
                 at: observed_at,
                 result,
                 cancelled: event_type == EventType::ScanCancelled,
+                known_from_seq,
             })
         }
-    })
+    }))
 }
 
 pub struct Projector {
@@ -170,18 +189,16 @@ impl Projector {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         self.bus.ensure_topology().await?;
         let name = &self.settings.name;
-        let durable = self.settings.durable.as_ref().unwrap_or(name);
-        let mut checkpoint = self.store.checkpoint(name).await?;
-        let mut consumer = self.bus.event_consumer(durable, checkpoint + 1).await?;
-        // Right after (re)creation the first delivery is the earliest message still
-        // in the stream at or after checkpoint + 1; afterwards batches must follow
-        // the checkpoint without a gap, or the fold would skip events.
-        let mut fresh = true;
+        let checkpoint = self.store.checkpoint(name).await?;
+        let Some(mut consumer) = self.consumer_at(checkpoint + 1, &shutdown).await else {
+            return Ok(());
+        };
         tracing::info!(projection = name, checkpoint, "projector started");
         let mut folded: u64 = 0;
         // The next batch is fetched and decoded (on a blocking thread) while the
         // current one is applied.
         let mut prefetched: Option<Decoded> = None;
+        let mut fetch_backoff = Backoff::default();
         loop {
             let batch = match prefetched.take() {
                 Some(d) => Ok(d),
@@ -191,44 +208,60 @@ impl Projector {
                 },
             };
             let (deliveries, items) = match batch {
-                Ok(d) => d,
+                Ok(d) => {
+                    fetch_backoff.reset();
+                    d
+                }
                 Err(e) => {
-                    tracing::warn!(projection = name, error = %e, "fetch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+                    let wait = fetch_backoff.next();
+                    tracing::warn!(projection = name, error = %e, retry_in = ?wait, "fetch failed; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => continue,
+                    }
                 }
             };
             if deliveries.is_empty() {
                 continue;
             }
-            let first = deliveries[0].seq;
-            if !fresh && first > checkpoint + 1 {
-                tracing::warn!(
-                    projection = name,
-                    checkpoint,
-                    first,
-                    "delivery skipped past the checkpoint; restarting the consumer there"
-                );
-                consumer = self.bus.event_consumer(durable, checkpoint + 1).await?;
-                fresh = true;
-                continue;
-            }
-            fresh = false;
+            // Several projectors of one projection share its consumer, which
+            // then hands each of them every other part of a live stream: a
+            // batch is cut where its sequences stop following each other,
+            // and the consumer restarted after what was applied.
+            let (deliveries, items, cut) = consecutive(deliveries, items);
             let (applied, next) = tokio::join!(
                 self.apply(&deliveries, items, &shutdown),
                 self.fetch_decoded(&consumer)
             );
-            let Some(outcome) = applied else {
-                break;
+            let outcome = match applied {
+                Applied::Committed(outcome) => outcome,
+                Applied::Stopped => break,
+                Applied::Behind { checkpoint } => {
+                    // Another instance moved the consumer, or this one's fetch
+                    // skipped events: fetch again from the checkpoint.
+                    tracing::warn!(
+                        projection = name,
+                        checkpoint,
+                        first = deliveries[0].seq,
+                        "batch does not follow the checkpoint; restarting the consumer there"
+                    );
+                    match self.consumer_at(checkpoint + 1, &shutdown).await {
+                        Some(c) => consumer = c,
+                        None => break,
+                    }
+                    continue;
+                }
             };
             match next {
-                Ok(next) if !next.0.is_empty() => prefetched = Some(next),
+                Ok(next) if !next.0.is_empty() && !cut => prefetched = Some(next),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(projection = name, error = %e, "prefetch failed"),
             }
             folded += deliveries.len() as u64;
-            checkpoint = outcome.checkpoint;
-            let done = self.settings.stop_at.is_some_and(|s| checkpoint >= s);
+            let done = self
+                .settings
+                .stop_at
+                .is_some_and(|s| outcome.checkpoint >= s);
             tracing::debug!(
                 projection = name,
                 events = deliveries.len(),
@@ -245,6 +278,13 @@ impl Projector {
                     "events broke the contract and were dead-lettered"
                 );
             }
+            if outcome.ghosts_deleted > 0 {
+                tracing::info!(
+                    projection = name,
+                    count = outcome.ghosts_deleted,
+                    "resources whose last event had aged out of the stream and that a completed scan did not see were deleted"
+                );
+            }
             // The consumer acks "all": acking the last message acks the batch.
             let last = deliveries.last().expect("non-empty batch");
             if let Err(e) = last.ack().await {
@@ -253,48 +293,160 @@ impl Projector {
             if done {
                 break;
             }
+            if cut {
+                tracing::debug!(
+                    projection = name,
+                    checkpoint = outcome.checkpoint,
+                    "batch was not consecutive; restarting the consumer after what was applied"
+                );
+                match self.consumer_at(outcome.checkpoint + 1, &shutdown).await {
+                    Some(c) => consumer = c,
+                    None => break,
+                }
+            }
         }
         tracing::info!(projection = name, folded, "projector stopped");
         Ok(())
     }
 
-    /// Commit a batch, retrying transient store failures with backoff. `None` if
-    /// shut down before it could commit (nothing acked; the batch is redelivered).
+    /// The projection's consumer, started afresh at `start` (retried with
+    /// backoff while NATS fails); `None` if shut down first.
+    async fn consumer_at(
+        &self,
+        start: u64,
+        shutdown: &CancellationToken,
+    ) -> Option<inventory_bus::EventConsumer> {
+        let durable = self
+            .settings
+            .durable
+            .as_ref()
+            .unwrap_or(&self.settings.name);
+        let mut backoff = Backoff::default();
+        loop {
+            match self.bus.event_consumer(durable, start).await {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    let wait = backoff.next();
+                    tracing::warn!(projection = self.settings.name, error = %e, retry_in = ?wait, "cannot start the consumer; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commit a batch. Transient failures are retried with backoff (a batch the
+    /// database refuses as data is applied event by event, dead-lettering the
+    /// refused one; if even that fails, it too waits its turn). A batch that
+    /// starts past the checkpoint is committed only across sequences the stream
+    /// does not hold; otherwise the caller fetches again (`Behind`). Nothing is
+    /// acked here.
     async fn apply(
         &self,
         deliveries: &[Delivery],
         items: Vec<BatchItem>,
         shutdown: &CancellationToken,
-    ) -> Option<BatchOutcome> {
-        let mut backoff = Duration::from_millis(200);
+    ) -> Applied {
+        let name = &self.settings.name;
+        let mut backoff = Backoff::default();
+        let mut hole = None;
         loop {
-            match self.store.apply_batch(&self.settings.name, &items).await {
-                Ok(outcome) => return Some(outcome),
+            let result = match self.store.apply_batch(name, &items, hole).await {
                 Err(e) if e.is_data_error() => {
                     tracing::warn!(
-                        projection = self.settings.name, error = %e,
+                        projection = name, error = %e,
                         "the database rejected an event of the batch; applying one by one"
                     );
-                    match self.apply_isolating(items.clone(), deliveries).await {
-                        Ok(outcome) => return Some(outcome),
+                    self.apply_isolating(&items, deliveries, hole).await
+                }
+                other => other,
+            };
+            let wait = match result {
+                Ok(outcome) => return Applied::Committed(outcome),
+                Err(StoreError::Gap { checkpoint, first }) => {
+                    match self.bus.first_event_at_or_after(checkpoint + 1).await {
+                        // Nothing is held between: those sequences aged out
+                        // (or were removed) and the batch may follow them.
+                        Ok(held) if held.is_none_or(|s| s >= first) && hole.is_none() => {
+                            hole = Some(Hole {
+                                from: checkpoint + 1,
+                                to: first,
+                            });
+                            continue;
+                        }
+                        Ok(held) if held.is_some_and(|s| s < first) => {
+                            return Applied::Behind { checkpoint };
+                        }
+                        Ok(_) => {
+                            // The checkpoint moved on meanwhile: look again.
+                            hole = None;
+                            backoff.next()
+                        }
                         Err(e) => {
-                            tracing::error!(projection = self.settings.name, error = %e, "isolating the rejected event failed")
+                            let wait = backoff.next();
+                            tracing::warn!(projection = name, error = %e, retry_in = ?wait, "cannot check the stream for a gap; retrying");
+                            wait
                         }
                     }
                 }
                 Err(e) => {
+                    let wait = backoff.next();
                     tracing::error!(
-                        projection = self.settings.name, error = %e, retry_in = ?backoff,
+                        projection = name, error = %e, retry_in = ?wait,
                         "batch failed to commit; retrying"
                     );
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    wait
                 }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return Applied::Stopped,
+                _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+}
+
+/// The longest prefix of a batch whose sequences follow each other, and
+/// whether anything was cut.
+fn consecutive(
+    mut deliveries: Vec<Delivery>,
+    mut items: Vec<BatchItem>,
+) -> (Vec<Delivery>, Vec<BatchItem>, bool) {
+    let end = deliveries
+        .windows(2)
+        .position(|w| w[1].seq != w[0].seq + 1)
+        .map_or(deliveries.len(), |i| i + 1);
+    let cut = end < deliveries.len();
+    deliveries.truncate(end);
+    items.truncate(end);
+    (deliveries, items, cut)
+}
+
+/// What became of a batch.
+enum Applied {
+    Committed(BatchOutcome),
+    /// Shut down before it could commit (nothing acked; it is redelivered).
+    Stopped,
+    /// It does not follow the checkpoint: fetch again after `checkpoint`.
+    Behind {
+        checkpoint: u64,
+    },
+}
+
+/// Exponential backoff for retries: 200 ms, doubling, at most 30 s.
+#[derive(Default)]
+pub(crate) struct Backoff(Duration);
+
+impl Backoff {
+    pub(crate) fn next(&mut self) -> Duration {
+        self.0 = (self.0 * 2).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        self.0
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = Duration::ZERO;
     }
 }
 
@@ -340,14 +492,16 @@ impl Projector {
     /// unavailability) becomes a dead letter, so it cannot block the stream.
     async fn apply_isolating(
         &self,
-        items: Vec<BatchItem>,
+        items: &[BatchItem],
         deliveries: &[Delivery],
-    ) -> Result<BatchOutcome, inventory_store::StoreError> {
+        hole: Option<Hole>,
+    ) -> Result<BatchOutcome, StoreError> {
+        let name = &self.settings.name;
         let mut total = BatchOutcome::default();
-        for (item, delivery) in items.into_iter().zip(deliveries) {
+        for (item, delivery) in items.iter().zip(deliveries) {
             let outcome = match self
                 .store
-                .apply_batch(&self.settings.name, std::slice::from_ref(&item))
+                .apply_batch(name, std::slice::from_ref(item), hole)
                 .await
             {
                 Err(e) if e.is_data_error() => {
@@ -360,13 +514,14 @@ impl Projector {
                             headers: delivery.headers(),
                         },
                     };
-                    self.store.apply_batch(&self.settings.name, &[dead]).await?
+                    self.store.apply_batch(name, &[dead], hole).await?
                 }
                 other => other?,
             };
             total.applied += outcome.applied;
             total.unchanged += outcome.unchanged;
             total.dead_lettered += outcome.dead_lettered;
+            total.ghosts_deleted += outcome.ghosts_deleted;
             total.checkpoint = outcome.checkpoint;
         }
         Ok(total)

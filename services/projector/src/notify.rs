@@ -3,17 +3,23 @@
 //! `INVENTORY_CHANGES`), in stream order, carrying the event's sequence.
 //!
 //! The version tables are the outbox: the notifier reads them after the fold
-//! committed and starts after the last notification the changes stream holds,
-//! so a crash anywhere loses nothing and a re-publish is dropped as a duplicate.
+//! committed, and publishes each page at least once. Where it stands is kept
+//! in PostgreSQL (`change_notifier`, written once a page is acknowledged) and
+//! can be read off the changes stream (its last notification); it resumes from
+//! the later of the two, so neither a crash nor the stream's retention loses a
+//! change, and a page published again is dropped as a duplicate within the
+//! stream's duplicate window.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use inventory_bus::{Bus, ChangeNote};
+use inventory_bus::{Bus, ChangeNote, LastChange};
 use inventory_model::KINDS;
 use inventory_store::{ChangesQuery, Store};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+use crate::Backoff;
 
 /// How long the notifier waits when it has caught up.
 const IDLE: Duration = Duration::from_millis(500);
@@ -24,26 +30,67 @@ fn notes(items: &[Box<serde_json::value::RawValue>]) -> Vec<ChangeNote> {
         .iter()
         .filter_map(|item| {
             let v: Value = serde_json::from_str(item.get()).ok()?;
+            let text = |k: &str| v[k].as_str().unwrap_or_default();
             Some(ChangeNote {
                 seq: v["seq"].as_u64()?,
                 source: v["source"].as_str()?.to_owned(),
                 kind: v["kind"].as_str()?.to_owned(),
                 change: v["change"].as_str()?.to_owned(),
+                resource: format!("{}/{}/{}", text("account_id"), text("region"), text("id")),
                 body: Bytes::from(item.get().to_owned()),
             })
         })
         .collect()
 }
 
+/// The event sequence after which to publish: the later of what PostgreSQL
+/// recorded and what the changes stream holds. The stream's last notification
+/// may end a page half published, so that event's changes go out again.
+pub async fn resume_after(store: &Store, bus: &Bus, projection: &str) -> anyhow::Result<u64> {
+    let recorded = store.notified_up_to(projection).await?;
+    let last = bus.last_change().await?;
+    Ok(match (recorded, last) {
+        (Some(r), LastChange::At(s)) => r.max(s.saturating_sub(1)),
+        (Some(r), LastChange::Never | LastChange::AgedOut) => r,
+        (None, LastChange::At(s)) => s.saturating_sub(1),
+        (None, LastChange::Never) => 0,
+        (None, LastChange::AgedOut) => {
+            let checkpoint = store.checkpoint(projection).await?;
+            tracing::warn!(
+                projection,
+                checkpoint,
+                "every change notification has aged out of its stream and none was recorded; \
+                 notifying from the projection's checkpoint on"
+            );
+            checkpoint
+        }
+    })
+}
+
 /// Publish every version after the last one notified, until `shutdown`.
-pub async fn run_notifier(
-    store: Store,
-    bus: Bus,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    bus.ensure_topology().await?;
-    let mut after = bus.last_change_seq().await?;
-    tracing::info!(after, "change notifier started");
+/// Failures (NATS or PostgreSQL away) are retried with backoff; it returns only
+/// when shut down.
+pub async fn run_notifier(store: Store, bus: Bus, projection: String, shutdown: CancellationToken) {
+    let mut backoff = Backoff::default();
+    let mut after = loop {
+        let started = async {
+            bus.ensure_topology().await?;
+            resume_after(&store, &bus, &projection).await
+        };
+        match started.await {
+            Ok(after) => break after,
+            Err(e) => {
+                let wait = backoff.next();
+                tracing::error!(projection, error = format!("{e:#}"), retry_in = ?wait, "change notifier cannot start; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    backoff.reset();
+    tracing::info!(projection, after, "change notifier started");
     loop {
         let query = ChangesQuery {
             after_seq: after,
@@ -57,32 +104,38 @@ pub async fn run_notifier(
                 match bus.publish_changes(&notes).await {
                     Ok(()) => {
                         after = page.last_seq.unwrap_or(after);
+                        if let Err(e) = store.set_notified_up_to(&projection, after).await {
+                            tracing::warn!(projection, error = %e, "could not record where the notifier stands");
+                        }
                         tracing::debug!(
                             count = notes.len(),
                             after,
                             "change notifications published"
                         );
+                        backoff.reset();
                         None
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "could not publish change notifications; retrying");
-                        Some(IDLE)
+                        let wait = backoff.next();
+                        tracing::warn!(error = %e, retry_in = ?wait, "could not publish change notifications; retrying");
+                        Some(wait)
                     }
                 }
             }
             Ok(_) => Some(IDLE),
             Err(e) => {
-                tracing::warn!(error = %e, "could not read the change feed; retrying");
-                Some(IDLE)
+                let wait = backoff.next();
+                tracing::warn!(error = %e, retry_in = ?wait, "could not read the change feed; retrying");
+                Some(wait)
             }
         };
         if let Some(wait) = wait {
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
         } else if shutdown.is_cancelled() {
-            return Ok(());
+            return;
         }
     }
 }

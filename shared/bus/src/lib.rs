@@ -14,6 +14,7 @@ mod names;
 mod state;
 mod tasks;
 mod topology;
+mod view;
 
 use std::time::Duration;
 
@@ -25,7 +26,9 @@ use inventory_model::subject::untoken;
 use inventory_model::{CollectRequest, Envelope};
 
 pub use names::Names;
+pub use state::PublishedState;
 pub use tasks::{Intake, Submitted, TaskDelivery, TaskOpError, TaskQueue};
+pub use view::TaskView;
 
 /// Header carrying the event type, so consumers can route without decoding.
 pub const HEADER_EVENT_TYPE: &str = "Inventory-Event-Type";
@@ -42,7 +45,7 @@ pub const HEADER_TRACEPARENT: &str = "traceparent";
 /// What went wrong talking to NATS. The kind tells callers whether to retry.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("cannot connect to nats at {url}: {source}")]
+    #[error("cannot connect to NATS at {url}: {source}")]
     Connect {
         url: String,
         source: async_nats::ConnectError,
@@ -57,6 +60,8 @@ pub enum BusError {
     Consume { name: String, reason: String },
     #[error("request to {subject} failed: {reason}")]
     Request { subject: String, reason: String },
+    #[error("no collector is subscribed to {subject}")]
+    NoResponders { subject: String },
 }
 
 /// A connection to NATS with JetStream and the names of one deployment.
@@ -76,8 +81,22 @@ pub struct ChangeNote {
     pub kind: String,
     /// `created`, `updated` or `deleted`.
     pub change: String,
+    /// The resource (`<account>/<region>/<id>`): one event may change several
+    /// (a completed scan deletes every resource it could not have known).
+    pub resource: String,
     /// JSON body (the change feed's item).
     pub body: Bytes,
+}
+
+/// Where the change notifications stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastChange {
+    /// None was ever published.
+    Never,
+    /// The event sequence of the last one published.
+    At(u64),
+    /// Some were published, and all have aged out of the stream.
+    AgedOut,
 }
 
 /// The result of publishing one event.
@@ -88,16 +107,34 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// How [`Bus::connect`] treats a server that cannot be reached at first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Keep trying in the background (services: NATS may start after them).
+    Retry,
+    /// Fail within this long (commands a person runs).
+    FailAfter(Duration),
+}
+
 impl Bus {
     /// Connect to `url`; `prefix` namespaces subjects, streams and buckets.
     pub async fn connect(url: &str, prefix: &str) -> Result<Bus, BusError> {
+        Bus::connect_with(url, prefix, Reach::Retry).await
+    }
+
+    /// [`Bus::connect`], failing at once (within the given time) if the
+    /// server cannot be reached.
+    pub async fn connect_with(url: &str, prefix: &str, reach: Reach) -> Result<Bus, BusError> {
         let names = Names::new(prefix).map_err(|reason| BusError::Definition {
             name: "subject prefix".into(),
             reason,
         })?;
-        let client = async_nats::ConnectOptions::new()
-            .name("inventory")
-            .retry_on_initial_connect()
+        let options = async_nats::ConnectOptions::new().name("inventory");
+        let options = match reach {
+            Reach::Retry => options.retry_on_initial_connect(),
+            Reach::FailAfter(timeout) => options.connection_timeout(timeout),
+        };
+        let client = options
             .connect(url)
             .await
             .map_err(|source| BusError::Connect {
@@ -118,6 +155,14 @@ impl Bus {
 
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// Messages this connection has sent to the server (requests included).
+    pub fn messages_sent(&self) -> u64 {
+        self.client
+            .statistics()
+            .out_messages
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// True while the connection to the server is up.
@@ -193,8 +238,9 @@ impl Bus {
     }
 
     /// Publish change notifications on `<prefix>.changes.<source>.<kind>.<change>`
-    /// (pipelined). Each carries its event's sequence in a header and as its
-    /// `Nats-Msg-Id`, so publishing one again is a no-op.
+    /// (pipelined). Each carries its event's sequence in a header, and its
+    /// `Nats-Msg-Id` names the event and the resource, so publishing one again
+    /// within the duplicate window is a no-op.
     pub async fn publish_changes(&self, notes: &[ChangeNote]) -> Result<(), BusError> {
         let mut pending = Vec::with_capacity(notes.len());
         for note in notes {
@@ -204,7 +250,11 @@ impl Bus {
             let mut headers = HeaderMap::new();
             headers.insert(
                 header::NATS_MESSAGE_ID,
-                format!("change:{}", note.seq).as_str(),
+                format!(
+                    "change:{}:{}:{}:{}",
+                    note.seq, note.source, note.kind, note.resource
+                )
+                .as_str(),
             );
             headers.insert(HEADER_EVENT_SEQ, note.seq.to_string().as_str());
             let ack = self
@@ -222,30 +272,38 @@ impl Bus {
         acks(pending).await.map(|_| ())
     }
 
-    /// The event sequence of the last change notification published (0: none).
-    pub async fn last_change_seq(&self) -> Result<u64, BusError> {
+    /// The event sequence of the last change notification published.
+    pub async fn last_change(&self) -> Result<LastChange, BusError> {
+        use jetstream::stream::RawMessageErrorKind;
         let name = self.names.changes_stream();
         let mut stream = self
             .js
             .get_stream(&name)
             .await
             .map_err(|e| consume_error(&name, e))?;
-        let last = stream
+        let state = stream
             .info()
             .await
             .map_err(|e| consume_error(&name, e))?
             .state
-            .last_sequence;
-        if last == 0 {
-            return Ok(0);
+            .clone();
+        if state.last_sequence == 0 {
+            return Ok(LastChange::Never);
         }
-        let msg = stream
-            .get_raw_message(last)
-            .await
-            .map_err(|e| consume_error(&name, e))?;
+        if state.messages == 0 {
+            return Ok(LastChange::AgedOut);
+        }
+        let msg = match stream.get_raw_message(state.last_sequence).await {
+            Ok(msg) => msg,
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                return Ok(LastChange::AgedOut);
+            }
+            Err(e) => return Err(consume_error(&name, e)),
+        };
         msg.headers
             .get(HEADER_EVENT_SEQ)
             .and_then(|v| v.as_str().parse().ok())
+            .map(LastChange::At)
             .ok_or_else(|| consume_error(&name, "the last change notification has no sequence"))
     }
 
@@ -323,6 +381,19 @@ impl Bus {
         }
     }
 
+    /// The sequence of the earliest message the event stream holds at or after
+    /// `seq`; `None` if it holds none.
+    pub async fn first_event_at_or_after(&self, seq: u64) -> Result<Option<u64>, BusError> {
+        use jetstream::stream::RawMessageErrorKind;
+        let stream = self.events_stream().await?;
+        let every = format!("{}.>", self.names.prefix());
+        match stream.get_first_raw_message_by_subject(&every, seq).await {
+            Ok(m) => Ok(Some(m.sequence)),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(consume_error(&stream.cached_info().config.name, e)),
+        }
+    }
+
     /// Last sequence in the event stream (0 when empty).
     pub async fn last_event_seq(&self) -> Result<u64, BusError> {
         let mut stream = self.events_stream().await?;
@@ -383,6 +454,9 @@ impl Bus {
 
     /// Send a collection request and wait for the collector's reply (`id`: an
     /// idempotency key, sent as `Nats-Msg-Id`; the task gets it as its id).
+    /// The collectors check it against the accounts and regions they collect.
+    /// While none is subscribed (a rolling restart), it is queued here, with
+    /// the same reply: a collector checks its arguments when it runs it.
     pub async fn request_collection(
         &self,
         source: &str,
@@ -392,7 +466,19 @@ impl Bus {
     ) -> Result<serde_json::Value, BusError> {
         let subject = self.names.collect_subject(source, kind);
         let body = serde_json::to_vec(request).expect("a request always serializes");
-        self.request_raw(&subject, body, id).await
+        match self.request_raw(&subject, body, id).await {
+            Err(BusError::NoResponders { .. }) => {
+                tracing::warn!(
+                    subject,
+                    "no collector is running; the request is queued for the next one"
+                );
+                let intake = self
+                    .intake(source, kind, Ok(request.clone()), id, None)
+                    .await?;
+                Ok(intake.reply())
+            }
+            other => other,
+        }
     }
 
     /// Send raw bytes as a request (with an optional `Nats-Msg-Id`) and parse
@@ -418,7 +504,12 @@ impl Bus {
         )
         .await
         .map_err(|_| err("no reply within 10s (is a collector running?)".into()))?
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders {
+                subject: subject.to_owned(),
+            },
+            _ => err(e.to_string()),
+        })?;
         serde_json::from_slice(&reply.payload).map_err(|e| err(format!("reply is not json: {e}")))
     }
 

@@ -1,7 +1,7 @@
 //! Subject and stream names of one deployment (a subject prefix).
 
 use inventory_model::subject::{region_token, token};
-use inventory_model::{Envelope, Priority, Scope};
+use inventory_model::{Envelope, EventType, Priority, Scope};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -143,15 +143,26 @@ impl Names {
     /// Deterministic message id: one scan publishes one event per resource (its
     /// subject) and type, so a retried publish of the same event is recognised as
     /// a duplicate while a later scan's event (even with identical content) is not.
+    /// A scan may reject several items on its one marker subject: each
+    /// rejected item's id also names its content.
     pub fn message_id(env: &Envelope, subject: &str) -> String {
-        format!("{}:{}:{subject}", env.scan_id, env.event_type.as_str())
+        match (env.event_type, &env.content_hash) {
+            (EventType::ItemRejected, Some(hash)) => {
+                format!(
+                    "{}:{}:{subject}:{hash}",
+                    env.scan_id,
+                    env.event_type.as_str()
+                )
+            }
+            _ => format!("{}:{}:{subject}", env.scan_id, env.event_type.as_str()),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inventory_model::{EventType, SCHEMA_VERSION};
+    use inventory_model::SCHEMA_VERSION;
 
     fn env(event_type: EventType, key: Option<&str>) -> Envelope {
         Envelope {
@@ -171,6 +182,7 @@ mod tests {
             payload: None,
             resources_seen: None,
             error: None,
+            known_from_seq: None,
         }
     }
 

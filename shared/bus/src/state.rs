@@ -16,6 +16,18 @@ use inventory_model::{EventType, Scope};
 
 use crate::{Bus, BusError, HEADER_CONTENT_HASH, HEADER_EVENT_TYPE, consume_error};
 
+/// What the collector last published for one scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishedState {
+    /// Every resource whose last event is not a deletion, keyed by id, with the
+    /// content hash last published for it.
+    pub resources: HashMap<String, String>,
+    /// The stream's first sequence before the state was read: every resource
+    /// whose last event is at or above it is in `resources` (or deleted). One
+    /// whose last event is below it has aged out of the stream and is unknown.
+    pub known_from_seq: u64,
+}
+
 impl Bus {
     /// Every resource of one kind in one scope whose last event is not a deletion,
     /// keyed by resource id, with the content hash last published for it.
@@ -27,8 +39,11 @@ impl Bus {
         source: &str,
         kind: &str,
         scope: &Scope,
-    ) -> Result<HashMap<String, String>, BusError> {
+    ) -> Result<PublishedState, BusError> {
+        // Looked up (with its info) before the state is read: what ages out
+        // while it is read is below no horizon, and is merely announced again.
         let stream = self.events_stream().await?;
+        let known_from_seq = stream.cached_info().state.first_sequence;
         let name = self.names().events_stream();
         let consumer = stream
             .create_consumer(OrderedConfig {
@@ -41,7 +56,10 @@ impl Bus {
             .map_err(|e| consume_error(&name, e))?;
         let mut out = HashMap::new();
         if consumer.cached_info().num_pending == 0 {
-            return Ok(out);
+            return Ok(PublishedState {
+                resources: out,
+                known_from_seq,
+            });
         }
         let mut messages = consumer
             .messages()
@@ -69,6 +87,9 @@ impl Bus {
                 break;
             }
         }
-        Ok(out)
+        Ok(PublishedState {
+            resources: out,
+            known_from_seq,
+        })
     }
 }

@@ -47,6 +47,28 @@ pub enum Intake {
     },
 }
 
+impl Intake {
+    /// The answer to a collection request (NATS or REST): the task id as
+    /// `request_id`, and the task or why it was rejected.
+    pub fn reply(&self) -> serde_json::Value {
+        match self {
+            Intake::Accepted(s) => serde_json::json!({
+                "request_id": s.task.spec.id,
+                "task": s.task,
+                "duplicate": s.duplicate,
+            }),
+            Intake::Rejected {
+                task,
+                code,
+                message,
+            } => serde_json::json!({
+                "request_id": task.spec.id,
+                "error": {"code": code, "message": message, "task_id": task.spec.id},
+            }),
+        }
+    }
+}
+
 /// Why an operation on a task was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskOpError {
@@ -120,7 +142,7 @@ impl Bus {
             .await
     }
 
-    async fn tasks_kv(&self) -> Result<&kv::Store, BusError> {
+    pub(crate) async fn tasks_kv(&self) -> Result<&kv::Store, BusError> {
         Ok(&self.buckets().await?.tasks)
     }
 
@@ -141,7 +163,8 @@ impl Bus {
             Some(id) => (
                 fresh(),
                 Some(format!(
-                    "task id {id:?} must be 1-128 of letters, digits, '-' or '_'"
+                    "task id {} must be 1-128 of letters, digits, '-' or '_'",
+                    inventory_model::text::quoted(id)
                 )),
             ),
             None => (fresh(), None),

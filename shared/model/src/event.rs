@@ -30,6 +30,10 @@ pub enum EventType {
     /// Stopped on request (its task was cancelled); like a failure, it deletes nothing.
     #[serde(rename = "scan.cancelled")]
     ScanCancelled,
+    /// The listing returned an item the kind cannot take (it has no id): kept
+    /// as a dead letter with the reason, while the scan goes on without it.
+    #[serde(rename = "item.rejected")]
+    ItemRejected,
 }
 
 impl EventType {
@@ -42,6 +46,7 @@ impl EventType {
             EventType::ScanCompleted => "scan.completed",
             EventType::ScanFailed => "scan.failed",
             EventType::ScanCancelled => "scan.cancelled",
+            EventType::ItemRejected => "item.rejected",
         }
     }
 
@@ -86,9 +91,16 @@ pub struct Envelope {
     /// `scan.completed`: how many resources the scan saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_seen: Option<u64>,
-    /// `scan.failed`: why.
+    /// `scan.failed`, `scan.cancelled`, `item.rejected`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `scan.completed`: the stream's first sequence when the collector read
+    /// what it had published for the scope. It knew every resource whose last
+    /// event is at or above it; a live resource of the scope whose last event is
+    /// below it (aged out of the stream) and that the scan did not announce
+    /// again is gone, and the fold deletes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_from_seq: Option<u64>,
 }
 
 /// Ways an event can break the contract. Such events are dead-lettered, never applied.
@@ -151,7 +163,9 @@ impl Envelope {
             EventType::ScanCompleted if self.resources_seen.is_none() => {
                 return Err(missing("resources_seen"));
             }
-            EventType::ScanFailed | EventType::ScanCancelled if self.error.is_none() => {
+            EventType::ScanFailed | EventType::ScanCancelled | EventType::ItemRejected
+                if self.error.is_none() =>
+            {
                 return Err(missing("error"));
             }
             _ => {}
@@ -223,6 +237,7 @@ mod tests {
             payload: Some(payload),
             resources_seen: None,
             error: None,
+            known_from_seq: None,
         }
     }
 

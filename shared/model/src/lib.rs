@@ -14,6 +14,7 @@ pub mod request;
 pub mod schedule;
 pub mod subject;
 pub mod task;
+pub mod text;
 
 pub use catalogue::{KINDS, kind_by_name, kind_by_plural};
 pub use event::{

@@ -32,6 +32,9 @@ pub enum RequestError {
         kind: String,
         known: String,
     },
+    /// A requested region that no selected account has.
+    #[error("{0}")]
+    UnknownRegion(String),
 }
 
 impl RequestError {
@@ -40,6 +43,7 @@ impl RequestError {
         match self {
             RequestError::MalformedBody(_) => "malformed_request",
             RequestError::UnknownSource(_) | RequestError::UnknownKind { .. } => "unknown_kind",
+            RequestError::UnknownRegion(_) => "unknown_region",
         }
     }
 }
@@ -50,7 +54,8 @@ impl CollectRequest {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(CollectRequest::default());
         }
-        serde_json::from_slice(body).map_err(|e| RequestError::MalformedBody(e.to_string()))
+        serde_json::from_slice(body)
+            .map_err(|e| RequestError::MalformedBody(crate::text::truncated(&e.to_string(), 200)))
     }
 }
 
@@ -62,7 +67,7 @@ pub fn resolve_kinds(source: &str, kind: &str) -> Result<Vec<&'static KindDef>, 
         .filter(|k| k.source == source)
         .collect();
     if of_source.is_empty() {
-        return Err(RequestError::UnknownSource(source.to_owned()));
+        return Err(RequestError::UnknownSource(crate::text::quoted(source)));
     }
     if kind == "all" {
         return Ok(of_source);
@@ -71,7 +76,7 @@ pub fn resolve_kinds(source: &str, kind: &str) -> Result<Vec<&'static KindDef>, 
         .map(|k| vec![k])
         .ok_or_else(|| RequestError::UnknownKind {
             provider: source.to_owned(),
-            kind: kind.to_owned(),
+            kind: crate::text::quoted(kind),
             known: of_source
                 .iter()
                 .map(|k| k.plural)

@@ -103,6 +103,9 @@ pub enum BatchItem {
         result: Result<u64, String>,
         /// It was stopped on request rather than failing.
         cancelled: bool,
+        /// A completed scan: the collector knew every resource whose last
+        /// event is at or above this sequence (see [`inventory_model::Envelope`]).
+        known_from_seq: Option<u64>,
     },
     Dead {
         seq: u64,
@@ -136,11 +139,22 @@ impl BatchItem {
     }
 }
 
+/// Sequences the caller has found the event stream does not hold (aged out or
+/// removed), `[from, to)`: a batch may start past the checkpoint across them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hole {
+    pub from: u64,
+    pub to: u64,
+}
+
 /// What a batch did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// Events that changed a row, link or scan.
     pub applied: usize,
+    /// Live resources that completed scans did not see and their collectors could
+    /// not know of (their last event had aged out of the stream): deleted.
+    pub ghosts_deleted: usize,
     /// Events at or below the checkpoint, or older than the row they address.
     pub unchanged: usize,
     pub dead_lettered: usize,
@@ -459,15 +473,25 @@ fn links_of(kind: &KindDef, projected: &Projected) -> Value {
 }
 
 impl Store {
-    /// Apply a batch in one transaction and advance `projection`'s checkpoint to
-    /// the batch's highest sequence. Items at or below the checkpoint are skipped,
-    /// so a redelivered batch changes nothing. The result does not depend on how
-    /// the stream is cut into batches.
+    /// Apply a batch (items in stream order) in one transaction and advance
+    /// `projection`'s checkpoint to the batch's highest sequence. Items at or
+    /// below the checkpoint are skipped, so a redelivered batch changes nothing.
+    /// The result does not depend on how the stream is cut into batches.
+    ///
+    /// The items above the checkpoint must be consecutive sequences starting
+    /// at the checkpoint's next one (or, the first, following it across
+    /// `hole`: sequences the stream does not hold); otherwise nothing is
+    /// written and the answer is [`StoreError::Gap`]: the caller must fetch
+    /// again from the checkpoint.
+    /// This is checked under the checkpoint's row lock, so several projectors
+    /// of one projection can never commit over events none of them applied.
     pub async fn apply_batch(
         &self,
         projection: &str,
         items: &[BatchItem],
+        hole: Option<Hole>,
     ) -> Result<BatchOutcome, StoreError> {
+        debug_assert!(items.windows(2).all(|w| w[0].seq() < w[1].seq()));
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         tx.execute(
@@ -483,21 +507,45 @@ impl Store {
             )
             .await?
             .get(0);
-        let pending: Vec<&BatchItem> = items.iter().filter(|i| i.seq() > last as u64).collect();
+        let last = last as u64;
+        let pending: Vec<&BatchItem> = items.iter().filter(|i| i.seq() > last).collect();
+        // Consecutive from the checkpoint on (the first may follow it across
+        // the hole): a pull consumer shared by several projectors hands each
+        // of them part of the stream, and what another got must not be skipped.
+        let mut expected = last + 1;
+        for (i, item) in pending.iter().enumerate() {
+            let seq = item.seq();
+            let bridged = i == 0 && hole.is_some_and(|h| h.from <= expected && seq <= h.to);
+            if seq != expected && !bridged {
+                // Rolled back when the transaction drops.
+                return Err(StoreError::Gap {
+                    checkpoint: last,
+                    first: seq,
+                });
+            }
+            expected = seq + 1;
+        }
         let mut out = BatchOutcome {
-            checkpoint: pending
-                .iter()
-                .map(|i| i.seq())
-                .max()
-                .unwrap_or(0)
-                .max(last as u64),
+            checkpoint: pending.iter().map(|i| i.seq()).max().unwrap_or(0).max(last),
             ..Default::default()
         };
 
-        // Resources, set-based per kind.
+        // Resources, set-based per kind, with the deletions of ghosts in their
+        // place in stream order (at their scan's completion).
+        let ghosts = self.ghosts(&tx, &pending).await?;
+        out.ghosts_deleted = ghosts.len();
+        let mut resources: Vec<(u64, &ResourceChange)> = pending
+            .iter()
+            .filter_map(|item| match item {
+                BatchItem::Resource { seq, change } => Some((*seq, change)),
+                _ => None,
+            })
+            .chain(ghosts.iter().map(|(seq, change)| (*seq, change)))
+            .collect();
+        resources.sort_by_key(|(seq, _)| *seq);
         let mut batches: Vec<KindBatch> = Vec::new();
-        for item in &pending {
-            if let BatchItem::Resource { seq, change } = item {
+        for (seq, change) in resources {
+            {
                 let i = match batches
                     .iter()
                     .position(|b| b.kind.table == change.kind.table)
@@ -513,7 +561,7 @@ impl Store {
                         batches.len() - 1
                     }
                 };
-                batches[i].add(*seq, change);
+                batches[i].add(seq, change);
             }
         }
         for batch in &batches {
@@ -550,6 +598,7 @@ impl Store {
                     at,
                     result,
                     cancelled,
+                    known_from_seq: _,
                     ..
                 } => {
                     let (state, seen, error) = match result {
@@ -603,6 +652,79 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Deletions of ghosts: for each completed scan of the batch that says what
+    /// its collector knew (`known_from_seq`), the live rows of its scope whose
+    /// last event is older than that and that no event of the batch before the
+    /// completion touched. The collector could not know them (their last event
+    /// had aged out of the stream), so it would have announced them again had
+    /// it seen them: they are gone. Each is deleted at its scan's completion.
+    /// Every event before the completion is applied by then (batches follow the
+    /// checkpoint without a gap), so the rows read here, minus those the batch
+    /// touches first, are exactly what folding event by event would find.
+    async fn ghosts(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        pending: &[&BatchItem],
+    ) -> Result<Vec<(u64, ResourceChange)>, StoreError> {
+        let mut out = Vec::new();
+        // The first event of the batch about each resource.
+        let mut first: Option<HashMap<(&str, Key), u64>> = None;
+        for item in pending {
+            let BatchItem::ScanFinished {
+                seq,
+                scan_id,
+                kind,
+                scope,
+                at,
+                result: Ok(_),
+                known_from_seq: Some(known),
+                ..
+            } = item
+            else {
+                continue;
+            };
+            let mut p: Vec<Param> = vec![Box::new(scope.account_id.clone())];
+            if kind.regional {
+                p.push(Box::new(scope.region.clone().unwrap_or_default()));
+            }
+            p.push(Box::new(*known as i64));
+            let stmt = tx.prepare_cached(&self.kind_sql(kind).ghosts).await?;
+            let rows = tx.query(&stmt, &refs(&p)).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let first = first.get_or_insert_with(|| {
+                let mut map = HashMap::new();
+                for other in pending {
+                    if let BatchItem::Resource { seq, change } = other {
+                        map.entry((change.kind.table, key_of(change)))
+                            .or_insert(*seq);
+                    }
+                }
+                map
+            });
+            for key in rows.iter().map(|r| row_key(kind, r)) {
+                let table_key = (kind.table, key);
+                if first.get(&table_key).is_some_and(|s| s < seq) {
+                    continue;
+                }
+                let key = table_key.1;
+                let change = ResourceChange {
+                    kind,
+                    scope: scope.clone(),
+                    key: key.2,
+                    observed_at: *at,
+                    scan_id: scan_id.clone(),
+                    request_id: None,
+                    trace_id: None,
+                    state: None,
+                };
+                out.push((*seq, change));
+            }
+        }
         Ok(out)
     }
 

@@ -192,7 +192,8 @@ impl Store {
                      AND ($2::timestamptz IS NULL OR t.valid_from >= $2) \
                      AND ($3::text IS NULL OR t.account_id = $3) \
                      AND ($4::text IS NULL OR {region_pred}) \
-                     AND ($5::text IS NULL OR t.change = $5) ORDER BY t.seq LIMIT $6)",
+                     AND ($5::text IS NULL OR t.change = $5) \
+                     AND ($7::bigint IS NULL OR t.seq <= $7) ORDER BY t.seq LIMIT $6)",
                     src = k.source,
                     name = k.name,
                     id = k.id_column,
@@ -201,26 +202,41 @@ impl Store {
             })
             .collect();
         let sql = format!(
-            "SELECT item, seq FROM ({}) s ORDER BY seq LIMIT $6",
+            "SELECT item, seq FROM ({}) s ORDER BY seq, item LIMIT $6",
             branches.join(" UNION ALL ")
         );
-        let after = q.after_seq as i64;
-        let limit = q.limit as i64;
         let client = self.pool.get().await?;
         let stmt = client.prepare_cached(&sql).await?;
-        let rows = client
-            .query(
-                &stmt,
-                &[
-                    &after,
-                    &q.since,
-                    &q.account_id,
-                    &q.region,
-                    &q.change,
-                    &limit,
-                ],
-            )
-            .await?;
+        let run = |after: u64, until: Option<u64>, limit: usize| {
+            let (client, stmt) = (&client, &stmt);
+            async move {
+                let (after, until, limit) = (after as i64, until.map(|u| u as i64), limit as i64);
+                client
+                    .query(
+                        stmt,
+                        &[
+                            &after,
+                            &q.since,
+                            &q.account_id,
+                            &q.region,
+                            &q.change,
+                            &limit,
+                            &until,
+                        ],
+                    )
+                    .await
+            }
+        };
+        let mut rows = run(q.after_seq, None, q.limit).await?;
+        // One event may change several resources (a completed scan deleting
+        // those it could not have known): a full page ends with every change
+        // of its last event, so that resuming after it skips none.
+        if rows.len() == q.limit
+            && let Some(last) = rows.last().map(|r| r.get::<_, i64>(1) as u64)
+        {
+            rows.retain(|r| r.get::<_, i64>(1) as u64 != last);
+            rows.extend(run(last - 1, Some(last), usize::MAX >> 1).await?);
+        }
         let mut items = Vec::with_capacity(rows.len());
         let mut last_seq = None;
         for row in rows {

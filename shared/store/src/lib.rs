@@ -21,7 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use inventory_model::{KINDS, KindDef};
 use tokio_postgres::NoTls;
 
-pub use fold::{BatchItem, BatchOutcome, DeadLetter, JsonText, ResourceChange};
+pub use fold::{BatchItem, BatchOutcome, DeadLetter, Hole, JsonText, ResourceChange};
 pub use history::{Changes, ChangesQuery, Point, Removed, ResourceKey};
 pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
 
@@ -49,6 +49,10 @@ pub enum StoreError {
     UnknownKind(String),
     #[error("the database returned malformed json: {0}")]
     Corrupt(String),
+    /// A batch would leave events between the checkpoint and its first event
+    /// unapplied: nothing was written; fetch again from the checkpoint.
+    #[error("batch starts at sequence {first} but the projection is at {checkpoint}")]
+    Gap { checkpoint: u64, first: u64 },
 }
 
 impl StoreError {
@@ -292,6 +296,32 @@ impl Store {
             )
             .await?;
         Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+    }
+
+    /// The event sequence up to which `projection`'s change notifier has
+    /// published every change; `None` if it never recorded one.
+    pub async fn notified_up_to(&self, projection: &str) -> Result<Option<u64>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT last_seq FROM change_notifier WHERE projection = $1",
+                &[&projection],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+    }
+
+    /// Record that every change up to `seq` has been published.
+    pub async fn set_notified_up_to(&self, projection: &str, seq: u64) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO change_notifier (projection, last_seq) VALUES ($1, $2) \
+                 ON CONFLICT (projection) DO UPDATE SET last_seq = greatest(change_notifier.last_seq, EXCLUDED.last_seq), updated_at = now()",
+                &[&projection, &(seq as i64)],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Make a projection that has applied nothing yet start at `seq` (a partial

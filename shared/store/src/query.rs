@@ -298,6 +298,9 @@ impl Store {
 
     /// The SQL a list runs with its parameters written in as literals, for
     /// benchmarks and EXPLAIN (e.g. pgbench running exactly what the API runs).
+    /// Behind the `bench` feature: text with inlined values is never run by
+    /// the services.
+    #[cfg(feature = "bench")]
     pub fn list_sql_inlined(q: &ListQuery) -> Result<String, StoreError> {
         let (mut sql, params) = list_statement(q)?;
         let limit = format!("{}", q.limit + 1);
@@ -436,6 +439,7 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "bench")]
     #[test]
     fn inlined_list_sql_has_no_placeholders_left() {
         let q = ListQuery {

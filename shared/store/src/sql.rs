@@ -17,6 +17,9 @@ pub(crate) struct KindSql {
     /// `account_id, [region,] completed_at`: a completed scan saw every row of its
     /// scope that was live when it completed.
     pub touch_scope: String,
+    /// `account_id, [region,] known_from_seq`: the keys of the scope's live rows
+    /// whose last event is older than what the collector knew (see the fold).
+    pub ghosts: String,
     /// Links this kind declares, in `KindDef::links` order.
     pub owned_links: Vec<OwnedLinkSql>,
     /// Arrays: key columns…, seq. Remove the links these resources declared
@@ -243,6 +246,10 @@ impl KindSql {
             "UPDATE {table} SET last_seen_at = ${ts} \
              WHERE {scope_pred} AND (deleted_at IS NULL OR deleted_at > ${ts}) AND last_seen_at < ${ts}"
         );
+        let ghosts = format!(
+            "SELECT {} FROM {table} WHERE {scope_pred} AND deleted_at IS NULL AND seq < ${ts}",
+            keys.join(", ")
+        );
         let owned_links = kind
             .links
             .iter()
@@ -293,6 +300,7 @@ impl KindSql {
             upsert,
             delete,
             touch_scope,
+            ghosts,
             owned_links,
             unlink,
             version: VersionSql::new(kind, &keys),

@@ -6,6 +6,7 @@
 //! the subscriber is installed once, by the binary (or a test harness).
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -58,6 +59,9 @@ pub fn init(
             .with(
                 fmt::layer()
                     .with_writer(std::io::stderr)
+                    // Colour codes only for a person at a terminal, not in
+                    // files and pipes.
+                    .with_ansi(std::io::stderr().is_terminal())
                     .with_filter(filter),
             )
             .try_init(),

@@ -18,7 +18,7 @@ use crate::CollectError;
 
 /// How to obtain one named credential.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CredentialSpec {
     /// The SDK's default chain (environment, shared profile files, web identity
     /// from the environment, container and instance metadata), optionally with
