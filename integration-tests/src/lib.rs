@@ -15,9 +15,10 @@ use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig};
 use aws_sdk_ec2::config::Credentials;
 use inventory_api::{ApiServer, ApiState};
 use inventory_bus::Bus;
-use inventory_collector::{AwsSource, Collector, CollectorSettings, Pacer, Pacing, TaskSettings};
+use inventory_collector::{Collector, CollectorSettings, Pacer, Pacing, TaskSettings};
 use inventory_model::Task;
 use inventory_projector::{Projector, ProjectorSettings};
+use inventory_source_aws::AwsSource;
 use inventory_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -93,15 +94,20 @@ pub fn command(envs: &[(&str, String)]) -> tokio::process::Command {
 
 /// Pacing for tests: generous rates, few and short retries, so that injected
 /// faults show quickly.
-pub fn test_pacer() -> Arc<Pacer> {
-    Arc::new(Pacer::new(Pacing {
+pub fn test_pacing() -> Pacing {
+    Pacing {
         rate: 200.0,
         burst: 200,
         max_in_flight: 16,
         max_attempts: 3,
         base_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
-    }))
+    }
+}
+
+/// A pacer of [`test_pacing`].
+pub fn test_pacer() -> Arc<Pacer> {
+    Arc::new(Pacer::new(test_pacing()))
 }
 
 /// Task settings for tests: quick polls, short backoffs, and a short ack wait
@@ -578,6 +584,8 @@ impl HttpFaultProxy {
 /// every region (kinds not set list nothing).
 #[derive(Clone)]
 pub struct ListedSource {
+    /// The provider it stands for (`aws` unless said otherwise).
+    pub provider: &'static str,
     pub account: String,
     pub regions: Vec<String>,
     pages: Arc<std::sync::Mutex<std::collections::HashMap<&'static str, serde_json::Value>>>,
@@ -586,19 +594,25 @@ pub struct ListedSource {
 impl ListedSource {
     pub fn new(account: &str, regions: &[&str]) -> ListedSource {
         ListedSource {
+            provider: "aws",
             account: account.to_owned(),
             regions: regions.iter().map(|r| r.to_string()).collect(),
             pages: Arc::default(),
         }
     }
 
-    /// What listing `kind` (singular name) answers from now on.
+    /// What listing `kind` (singular name) answers from now on: a response
+    /// whose items sit where the kind reads them.
     pub fn set(&self, kind: &'static str, body: serde_json::Value) {
         self.pages.lock().unwrap().insert(kind, body);
     }
 }
 
 impl inventory_collector::Source for ListedSource {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
     fn account_id(
         &self,
     ) -> futures::future::BoxFuture<'_, Result<String, inventory_collector::CollectError>> {
@@ -631,7 +645,15 @@ impl inventory_collector::Source for ListedSource {
             .get(kind.name)
             .cloned()
             .unwrap_or(serde_json::Value::Null);
-        Box::pin(async move { Ok(inventory_collector::RawPage { body, next: None }) })
+        let items = kind
+            .items(&body)
+            .into_iter()
+            .map(|item| inventory_collector::RawItem {
+                id: kind.id_of(item),
+                json: serde_json::to_string(item).unwrap(),
+            })
+            .collect();
+        Box::pin(async move { Ok(inventory_collector::RawPage { items, next: None }) })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Synthetic event histories, published straight to the event stream, for
 //! tests of the fold that need no provider.
 
-use inventory_model::{Envelope, EventType, SCHEMA_VERSION, Scope, content_hash};
+use inventory_model::{Envelope, EventType, Payload, SCHEMA_VERSION, Scope, content_hash};
 use inventory_store::Store;
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ pub fn envelope(
         scan_id: scan.into(),
         request_id: None,
         content_hash: payload.as_ref().map(content_hash),
-        payload,
+        payload: payload.as_ref().map(Payload::from_value),
         resources_seen: (event_type == EventType::ScanCompleted).then_some(0),
         error: None,
         known_from_seq: None,

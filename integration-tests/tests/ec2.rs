@@ -12,13 +12,12 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, Filter, InstanceType, IpPermission, IpRange,
     NewDhcpConfiguration, ResourceType, Tag, TagSpecification, VolumeType,
 };
-use inventory_collector::{
-    Account, AccountSpec, CollectionReport, Collector, CollectorSettings, CredentialSpec,
-};
+use inventory_collector::{Account, CollectionReport, Collector, CollectorSettings};
 use inventory_integration_tests::{
-    Api, Faults, HttpFaultProxy, Moto, TestEnv, amazon_image, launch_instances, test_pacer,
+    Api, Faults, HttpFaultProxy, Moto, TestEnv, amazon_image, launch_instances, test_pacing,
 };
 use inventory_model::{CollectRequest, KINDS};
+use inventory_source_aws::{AccountSpec, AwsConfig, CredentialSpec};
 use serde_json::Value;
 
 /// moto's default account: the static test keys act in it.
@@ -105,14 +104,15 @@ async fn collector(
     specs: &[AccountSpec],
     dir: &std::path::Path,
 ) -> Collector {
-    let accounts: Vec<Account> = inventory_collector::aws::accounts(
-        &moto.sdk_config(),
-        &credentials(dir),
-        specs,
-        test_pacer(),
-    )
-    .await
-    .expect("accounts");
+    let config = AwsConfig {
+        credentials: credentials(dir),
+        accounts: specs.to_vec(),
+        pacing: test_pacing(),
+        ..Default::default()
+    };
+    let accounts: Vec<Account> = inventory_source_aws::accounts(&moto.sdk_config(), &config)
+        .await
+        .expect("accounts");
     Collector::with_accounts(
         env.bus.clone(),
         accounts,
@@ -536,7 +536,7 @@ async fn moto_ids(ec2: &Client, plural: &str) -> BTreeSet<String> {
 
 /// Every regional kind in `account`/`region`: the API lists exactly what moto has.
 async fn assert_complete(api: &Api, ec2: &Client, account: &str, region: &str) {
-    for kind in KINDS.iter().filter(|k| k.regional) {
+    for kind in KINDS.iter().filter(|k| k.regional()) {
         let want = moto_ids(ec2, kind.plural).await;
         let got = set(api
             .ids(
@@ -611,7 +611,7 @@ async fn every_kind_and_link_across_accounts_and_regions() {
     let collector = collector(&env, &moto, &specs, &dir).await;
     let report = collect(&collector, "breadth").await;
     assert_eq!(report.failed(), 0, "{report:#?}");
-    let regional = KINDS.iter().filter(|k| k.regional).count();
+    let regional = KINDS.iter().filter(|k| k.regional()).count();
     assert_eq!(
         report.scans.len(),
         3 * (1 + 2 * regional),
@@ -966,24 +966,13 @@ async fn every_kind_and_link_across_accounts_and_regions() {
         .await
         .unwrap();
     tokio::spawn(conn);
+    // (link tables hold the ends' ids as a_id and b_id: l_<a>_to_<b>)
     for (table, column, id) in [
-        (
-            "l_aws_network_interface_to_security_group",
-            "network_interface_id",
-            &f.eni,
-        ),
-        (
-            "l_aws_network_interface_to_subnet",
-            "network_interface_id",
-            &f.eni,
-        ),
-        ("l_aws_volume_to_snapshot", "snapshot_id", &f.snapshot),
-        ("l_aws_instance_to_volume", "volume_id", &f.volume),
-        (
-            "l_aws_elastic_ip_to_network_interface",
-            "allocation_id",
-            &f.eni_eip,
-        ),
+        ("l_aws_network_interface_to_security_group", "a_id", &f.eni),
+        ("l_aws_network_interface_to_subnet", "a_id", &f.eni),
+        ("l_aws_volume_to_snapshot", "b_id", &f.snapshot),
+        ("l_aws_instance_to_volume", "b_id", &f.volume),
+        ("l_aws_elastic_ip_to_network_interface", "a_id", &f.eni_eip),
     ] {
         let n: i64 = client
             .query_one(
@@ -1037,7 +1026,7 @@ async fn throttling_and_outages_are_retried_and_isolated() {
     let (d_scans, others): (Vec<_>, Vec<_>) = report.scans.iter().partition(|s| s.account_id == D);
     assert!(others.iter().all(|s| s.error.is_none()), "{report:#?}");
     // D's scans are on record as failed, so nothing of D is deleted.
-    let regional = KINDS.iter().filter(|k| k.regional).count();
+    let regional = KINDS.iter().filter(|k| k.regional()).count();
     assert_eq!(d_scans.len(), 1 + 2 * regional);
     assert!(
         d_scans
@@ -1075,7 +1064,7 @@ async fn throttling_and_outages_are_retried_and_isolated() {
         .get(0);
     assert_eq!(
         failed as usize,
-        1 + 2 * KINDS.iter().filter(|k| k.regional).count()
+        1 + 2 * KINDS.iter().filter(|k| k.regional()).count()
     );
     let api = env.api();
     for region in REGIONS {
@@ -1159,7 +1148,7 @@ fn every_kind_is_documented() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/kinds.md")).unwrap();
     assert_eq!(
         doc,
-        inventory_model::catalogue::markdown(),
+        inventory_sources::kinds_markdown(),
         "docs/kinds.md is generated from the catalogue: run `cargo run --bin inventory -- kinds > docs/kinds.md`"
     );
 }

@@ -110,7 +110,7 @@ impl World {
                 scan_id: scan_id.clone(),
                 request_id: Some(format!("request-{k}")),
                 content_hash: payload.as_ref().map(content_hash),
-                payload,
+                payload: payload.as_ref().map(inventory_model::Payload::from_value),
                 resources_seen: (event_type == EventType::ScanCompleted).then_some(0),
                 error: None,
                 known_from_seq: None,

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use inventory_bus::{Bus, Intake};
-use inventory_collector::{AwsSource, Collector, CollectorSettings, TaskSettings};
+use inventory_collector::{Collector, CollectorSettings, TaskSettings};
 use inventory_integration_tests::{
     Faults, HttpFaultProxy, Moto, TestEnv, command, launch_instances, test_pacer, test_tasks,
     wait_for_state, wait_for_task,
@@ -17,6 +17,7 @@ use inventory_model::{
     CollectRequest, Envelope, EventType, Priority, SCHEMA_VERSION, ScheduleDef, ScheduleRequest,
     Scope, Task, TaskFilter, TaskState, content_hash,
 };
+use inventory_source_aws::AwsSource;
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -399,7 +400,7 @@ async fn cancel_removes_pending_tasks_and_stops_active_ones_without_deleting() {
         scan_id: "earlier".into(),
         request_id: None,
         content_hash: Some(content_hash(&payload)),
-        payload: Some(payload),
+        payload: Some(inventory_model::Payload::from_value(&payload)),
         resources_seen: None,
         error: None,
         known_from_seq: None,

@@ -1,65 +1,100 @@
-//! Architecture invariants checked from the manifests (see docs/ARCHITECTURE.md).
+//! Architecture invariants checked from the workspace's metadata (`cargo
+//! metadata`; see docs/ARCHITECTURE.md).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-/// Crate name → its normal dependencies, read from every workspace member's manifest.
-fn dependencies() -> BTreeMap<String, Vec<String>> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let mut out = BTreeMap::new();
-    for group in ["shared", "services"] {
-        for entry in std::fs::read_dir(root.join(group)).unwrap() {
-            let manifest =
-                std::fs::read_to_string(entry.unwrap().path().join("Cargo.toml")).unwrap();
-            let mut name = String::new();
-            let mut deps = Vec::new();
-            let mut section = String::new();
-            for line in manifest.lines().map(str::trim) {
-                if line.starts_with('[') {
-                    section = line.to_owned();
-                } else if section == "[package]" && line.starts_with("name") {
-                    name = line.split('"').nth(1).unwrap().to_owned();
-                } else if section == "[dependencies]" && !line.is_empty() {
-                    let dep = line.split(['.', ' ', '=']).next().unwrap();
-                    deps.push(dep.to_owned());
-                }
-            }
-            out.insert(name, deps);
-        }
-    }
-    out
+use serde_json::Value;
+
+struct Package {
+    /// The manifest's directory.
+    dir: PathBuf,
+    /// Normal (not dev or build) dependencies.
+    deps: Vec<String>,
 }
 
-fn users_of(deps: &BTreeMap<String, Vec<String>>, dep: &str) -> Vec<String> {
-    deps.iter()
-        .filter(|(_, d)| d.iter().any(|x| x == dep))
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every workspace member but the test crate (test code may use anything).
+fn packages() -> BTreeMap<String, Package> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] != "inventory-integration-tests")
+        .map(|p| {
+            let manifest = PathBuf::from(p["manifest_path"].as_str().unwrap());
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                Package {
+                    dir: manifest.parent().unwrap().to_owned(),
+                    deps,
+                },
+            )
+        })
+        .collect()
+}
+
+fn users_of(packages: &BTreeMap<String, Package>, dep: &str) -> Vec<String> {
+    packages
+        .iter()
+        .filter(|(_, p)| p.deps.iter().any(|d| d == dep))
         .map(|(n, _)| n.clone())
         .collect()
 }
 
 #[test]
 fn only_the_bus_talks_to_nats() {
-    assert_eq!(users_of(&dependencies(), "async-nats"), ["inventory-bus"]);
+    assert_eq!(users_of(&packages(), "async-nats"), ["inventory-bus"]);
 }
 
 #[test]
 fn only_the_store_holds_sql() {
-    let deps = dependencies();
+    let packages = packages();
     for db in ["tokio-postgres", "deadpool-postgres", "refinery"] {
-        assert_eq!(users_of(&deps, db), ["inventory-store"], "{db}");
+        assert_eq!(users_of(&packages, db), ["inventory-store"], "{db}");
     }
 }
 
 #[test]
 fn only_the_api_knows_http_types() {
-    assert_eq!(users_of(&dependencies(), "actix-web"), ["inventory-api"]);
+    assert_eq!(users_of(&packages(), "actix-web"), ["inventory-api"]);
 }
 
 #[test]
 fn the_model_does_no_io() {
-    let deps = dependencies();
-    let model = &deps["inventory-model"];
-    for allowed in model {
+    let packages = packages();
+    for dep in &packages["inventory-model"].deps {
         assert!(
             [
                 "serde",
@@ -72,28 +107,39 @@ fn the_model_does_no_io() {
                 "humantime",
                 "cron"
             ]
-            .contains(&allowed.as_str()),
-            "inventory-model depends on {allowed}"
+            .contains(&dep.as_str()),
+            "inventory-model depends on {dep}"
         );
     }
 }
 
 #[test]
 fn collectors_never_read_postgres() {
-    let deps = dependencies();
-    assert!(
-        !deps["inventory-collector"]
-            .iter()
-            .any(|d| d == "inventory-store")
-    );
+    let packages = packages();
+    for (name, p) in &packages {
+        if name == "inventory-collector" || p.dir.starts_with(root().join("services/sources")) {
+            assert!(!p.deps.iter().any(|d| d == "inventory-store"), "{name}");
+        }
+    }
 }
 
+/// Provider SDKs and HTTP clients are used by the source crates only
+/// (`services/sources/<provider>/`), each by its own.
 #[test]
-fn only_the_collector_calls_providers() {
-    assert_eq!(
-        users_of(&dependencies(), "aws-sdk-ec2"),
-        ["inventory-collector"]
-    );
+fn only_source_crates_call_providers() {
+    let packages = packages();
+    let sources = root().join("services/sources");
+    for (name, p) in &packages {
+        let is_source = p.dir.starts_with(&sources);
+        for dep in &p.deps {
+            let client = dep.starts_with("aws-") || dep == "reqwest" || dep == "quick-xml";
+            assert!(
+                !client || is_source,
+                "{name} depends on {dep}: provider clients belong in services/sources/"
+            );
+        }
+    }
+    assert_eq!(users_of(&packages, "aws-sdk-ec2"), ["inventory-source-aws"]);
 }
 
 /// Defect 10: the helper that writes parameters into SQL text is for `make
@@ -101,35 +147,30 @@ fn only_the_collector_calls_providers() {
 /// crate turns on, and named by no service.
 #[test]
 fn the_sql_inlining_helper_is_only_for_benchmarks() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    for group in ["shared", "services"] {
-        for entry in std::fs::read_dir(root.join(group)).unwrap() {
-            let dir = entry.unwrap().path();
-            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-            assert!(
-                !manifest.contains("\"bench\"") || dir.ends_with("store"),
-                "{} turns on the bench feature",
-                dir.display()
-            );
-            let mut stack = vec![dir.join("src")];
-            while let Some(d) = stack.pop() {
-                for f in std::fs::read_dir(&d).into_iter().flatten() {
-                    let path = f.unwrap().path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else if !path.ends_with("query.rs") {
-                        let text = std::fs::read_to_string(&path).unwrap_or_default();
-                        assert!(
-                            !text.contains("list_sql_inlined"),
-                            "{} uses the benchmark helper",
-                            path.display()
-                        );
-                    }
+    for (name, p) in &packages() {
+        let manifest = std::fs::read_to_string(p.dir.join("Cargo.toml")).unwrap();
+        assert!(
+            !manifest.contains("\"bench\"") || name == "inventory-store",
+            "{name} turns on the bench feature"
+        );
+        let mut stack = vec![p.dir.join("src")];
+        while let Some(d) = stack.pop() {
+            for f in std::fs::read_dir(&d).into_iter().flatten() {
+                let path = f.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if !path.ends_with("query.rs") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    assert!(
+                        !text.contains("list_sql_inlined"),
+                        "{} uses the benchmark helper",
+                        path.display()
+                    );
                 }
             }
         }
     }
-    let store = std::fs::read_to_string(root.join("shared/store/src/query.rs")).unwrap();
+    let store = std::fs::read_to_string(root().join("shared/store/src/query.rs")).unwrap();
     let at = store.find("pub fn list_sql_inlined").unwrap();
     assert!(
         store[..at]

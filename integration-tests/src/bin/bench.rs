@@ -17,12 +17,13 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::future::BoxFuture;
 use inventory_bus::Bus;
-use inventory_collector::{CallStats, CollectError, Collector, CollectorSettings, RawPage, Source};
+use inventory_collector::{
+    CallStats, CollectError, Collector, CollectorSettings, RawItem, RawPage, Source,
+};
 use inventory_integration_tests::{free_addr, fresh_store};
-use inventory_model::catalogue::AWS_INSTANCE;
+use inventory_model::catalogue::aws::AWS_INSTANCE;
 use inventory_model::{
-    CollectRequest, Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, canonical_json,
-    content_hash,
+    CollectRequest, Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash,
 };
 use inventory_store::{BatchItem, Filter, JsonText, ListQuery, ResourceChange, Store};
 use serde_json::{Value, json};
@@ -99,7 +100,7 @@ fn event(i: usize, generation: usize, scan: &str) -> Envelope {
         scan_id: scan.into(),
         request_id: None,
         content_hash: Some(content_hash(&payload)),
-        payload: Some(payload),
+        payload: Some(inventory_model::Payload::from_value(&payload)),
         resources_seen: None,
         error: None,
         known_from_seq: None,
@@ -200,21 +201,22 @@ async fn stop(mut child: Child) -> f64 {
 struct FakeSource {
     n: usize,
     generation: usize,
-    premade: std::sync::Mutex<std::collections::HashMap<usize, Value>>,
+    premade: std::sync::Mutex<std::collections::HashMap<usize, Vec<RawItem>>>,
 }
 
 const PAGE: usize = 1000;
 
 impl FakeSource {
-    /// The response body listing instances `start..end`.
-    fn make_page(&self, start: usize, end: usize) -> Value {
-        let items: Vec<Value> = (start..end).map(|i| instance(i, self.generation)).collect();
-        // Moved into place (`json!` would deep-copy the items).
-        let object = |k: &str, v: Value| Value::Object([(k.to_owned(), v)].into_iter().collect());
-        object(
-            "reservationSet",
-            Value::Array(vec![object("instancesSet", Value::Array(items))]),
-        )
+    /// The items of instances `start..end`, as a source yields them: each
+    /// with its id, as canonical JSON text.
+    fn make_page(&self, start: usize, end: usize) -> Vec<RawItem> {
+        (start..end)
+            .map(|i| RawItem {
+                id: Some(format!("i-{i:017x}")),
+                json: serde_json::to_string(&instance(i, self.generation))
+                    .expect("json serializes"),
+            })
+            .collect()
     }
 
     /// Make every page now, so that listing costs nothing while it is timed.
@@ -228,6 +230,9 @@ impl FakeSource {
 }
 
 impl Source for FakeSource {
+    fn provider(&self) -> &'static str {
+        "aws"
+    }
     fn account_id(&self) -> BoxFuture<'_, Result<String, CollectError>> {
         Box::pin(async { Ok(ACCOUNT.to_owned()) })
     }
@@ -247,9 +252,9 @@ impl Source for FakeSource {
             let start: usize = token.and_then(|t| t.parse().ok()).unwrap_or(0);
             let end = (start + page_size as usize).min(self.n);
             let ready = self.premade.lock().expect("not poisoned").remove(&start);
-            let body = ready.unwrap_or_else(|| self.make_page(start, end));
+            let items = ready.unwrap_or_else(|| self.make_page(start, end));
             Ok(RawPage {
-                body,
+                items,
                 next: (end < self.n).then(|| end.to_string()),
             })
         })
@@ -372,8 +377,8 @@ async fn main() -> anyhow::Result<()> {
         let encoded: Vec<(Envelope, Bytes)> = (start..(start + CHUNK).min(n))
             .map(|i| {
                 let mut e = event(i, 0, "bench-0");
-                let payload = canonical_json(&e.payload.take().expect("an event has a payload"));
-                let body = Bytes::from(e.to_bytes_with_payload(&payload));
+                let payload = e.payload.take().expect("an event has a payload");
+                let body = Bytes::from(e.to_bytes_with_payload(payload.text().as_bytes()));
                 (e, body)
             })
             .collect();
@@ -434,8 +439,9 @@ async fn main() -> anyhow::Result<()> {
                 .map(|i| {
                     let e = event(i, generation, "raw");
                     let payload = e.payload.clone().expect("payload");
+                    let value = payload.value().expect("json");
                     let projected = AWS_INSTANCE
-                        .project(e.key.as_deref().expect("key"), &e.scope, &payload)
+                        .project(e.key.as_deref().expect("key"), &e.scope, &value)
                         .expect("projects");
                     BatchItem::Resource {
                         seq: (generation * n + i + 1) as u64,
@@ -449,7 +455,7 @@ async fn main() -> anyhow::Result<()> {
                             trace_id: None,
                             state: Some((
                                 projected,
-                                JsonText::from_value(&payload),
+                                JsonText::from_text(payload.into_text()),
                                 e.content_hash.expect("hash"),
                             )),
                         },

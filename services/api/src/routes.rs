@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, error::QueryPayloadError, web};
 use chrono::{DateTime, Utc};
-use inventory_model::{KINDS, KindDef, LinkDef, json_diff, kind_by_plural};
+use inventory_model::{KINDS, KindDef, json_diff, kind_by_plural, link_between};
 use inventory_store::{
     ChangesQuery, Filter, Found, ListQuery, Point, ResourceKey, Via, filterable, parses_as,
 };
@@ -257,7 +257,7 @@ async fn lookup(
     at: Option<DateTime<Utc>>,
 ) -> Result<Value, ApiError> {
     // `region` narrows regional kinds only (a region itself has no region).
-    let region = param(params, "region").filter(|_| kind.regional);
+    let region = param(params, "region").filter(|_| kind.regional());
     match state
         .store()
         .get(kind, id, param(params, "account_id"), region, at)
@@ -323,15 +323,6 @@ fn refuse_deleted(kind: &KindDef, id: &str, item: &Value) -> Result<(), ApiError
         message: format!("{} {id} was deleted", kind.name),
         deleted_at: item["deleted_at"].clone(),
         last_state: item.clone(),
-    })
-}
-
-/// The link between two kinds, in either direction.
-fn link_between(parent: &KindDef, child: &KindDef) -> Option<&'static LinkDef> {
-    KINDS.iter().flat_map(|k| k.links.iter()).find(|l| {
-        l.a_kind != l.b_kind
-            && ((l.a_kind == parent.name && l.b_kind == child.name)
-                || (l.b_kind == parent.name && l.a_kind == child.name))
     })
 }
 
@@ -608,27 +599,5 @@ mod tests {
             "repeated"
         );
         assert!(list_params(instance, &pairs(&[("launch_time", "2026-11-01T12:00:00Z")])).is_ok());
-    }
-
-    #[test]
-    fn nested_collections_follow_links_both_ways() {
-        let k = |n| kind_by_name("aws", n).unwrap();
-        assert_eq!(
-            link_between(k("vpc"), k("subnet")).unwrap().table,
-            "l_aws_vpc_to_subnet"
-        );
-        assert_eq!(
-            link_between(k("subnet"), k("instance")).unwrap().table,
-            "l_aws_instance_to_subnet"
-        );
-        assert_eq!(
-            link_between(k("region"), k("vpc")).unwrap().table,
-            "l_aws_region_to_vpc"
-        );
-        assert_eq!(
-            link_between(k("region"), k("instance")).unwrap().table,
-            "l_aws_instance_to_region"
-        );
-        assert!(link_between(k("region"), k("subnet")).is_none());
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use inventory_collector::{AccountSpec, CredentialSpec, Pacing, TaskSettings};
+use inventory_collector::TaskSettings;
 use inventory_model::{Priority, ScheduleDef, ScheduleRequest};
 use inventory_projector::housekeeping::{Retention, Window};
 use serde::Deserialize;
@@ -20,7 +20,6 @@ pub struct Config {
     pub api: ApiConfig,
     pub collector: CollectorConfig,
     pub projector: ProjectorConfig,
-    pub aws: AwsConfig,
     pub log: LogConfig,
     pub retention: RetentionConfig,
     /// Periodic collections (`every: 1h` or `cron: "0 */6 * * *"`). None
@@ -28,6 +27,10 @@ pub struct Config {
     pub schedules: Vec<ScheduleDef>,
     /// How collectors run queued tasks.
     pub tasks: TaskSettings,
+    /// Each source's own section (`aws:` …), checked by its provider; read
+    /// from the file beside the sections above, not by serde.
+    #[serde(skip)]
+    pub sources: BTreeMap<String, serde_json::Value>,
 }
 
 /// History retention, applied by the projector's housekeeping schedule.
@@ -109,21 +112,6 @@ pub struct ProjectorConfig {
     pub batch_size: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AwsConfig {
-    /// Regions to scan for accounts that name none; empty: every enabled region.
-    pub regions: Vec<String>,
-    /// Left out of "every enabled region", for every account.
-    pub excluded_regions: Vec<String>,
-    /// Named credentials the accounts use.
-    pub credentials: BTreeMap<String, CredentialSpec>,
-    /// Accounts to collect; empty: one account, the SDK's default chain.
-    pub accounts: Vec<AccountSpec>,
-    /// Rate limits and retries of provider calls.
-    pub pacing: Pacing,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -201,12 +189,23 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("failed to read config file {}", path.display()))?;
-                serde_yaml_ng::from_str(&text)
+                Config::parse(&text)
                     .with_context(|| format!("invalid config file {}", path.display()))?
             }
             None => Config::default(),
         };
         config.apply_env(env)?;
+        // Every source checks its own section (absent: `null`), with the
+        // environment's overrides.
+        for provider in inventory_sources::providers() {
+            let section = config.source(provider.name());
+            provider.check(&section, env).map_err(|e| {
+                let file = file
+                    .map(|f| format!(" in {}", f.display()))
+                    .unwrap_or_default();
+                anyhow::anyhow!("invalid section {}{file}: {e}", provider.name())
+            })?;
+        }
         if let Some(path) = &config.database.url_file {
             config.database.url = std::fs::read_to_string(path)
                 .with_context(|| format!("failed to read database url file {path}"))?
@@ -219,6 +218,41 @@ impl Config {
         config.read_wait()?;
         config.retention()?;
         Ok(config)
+    }
+
+    /// The YAML text: the sections above, and a section per source (an
+    /// unknown top-level key is an error that names it).
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)?;
+        let mut sources = BTreeMap::new();
+        if let Some(map) = doc.as_mapping_mut() {
+            for provider in inventory_sources::providers() {
+                if let Some(section) = map.remove(provider.name()) {
+                    let section = serde_json::to_value(section).with_context(|| {
+                        format!("section {} is not plain data", provider.name())
+                    })?;
+                    sources.insert(provider.name().to_owned(), section);
+                }
+            }
+        }
+        let mut config: Config = if doc.is_null() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_value(doc).map_err(|e| {
+                let names: Vec<&str> = inventory_sources::providers()
+                    .iter()
+                    .map(|p| p.name())
+                    .collect();
+                anyhow::anyhow!("{e} (or a source: {})", names.join(", "))
+            })?
+        };
+        config.sources = sources;
+        Ok(config)
+    }
+
+    /// A source's section (`null` when the file has none).
+    pub fn source(&self, name: &str) -> serde_json::Value {
+        self.sources.get(name).cloned().unwrap_or_default()
     }
 
     fn apply_env(&mut self, env: &HashMap<String, String>) -> anyhow::Result<()> {
@@ -241,14 +275,6 @@ impl Config {
         }
         if let Some(v) = get("INVENTORY_COLLECT_INTERVAL") {
             self.collector.interval = v;
-        }
-        if let Some(v) = get("INVENTORY_AWS_REGIONS") {
-            self.aws.regions = v
-                .split(',')
-                .map(str::trim)
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect();
         }
         if let Some(v) = get("INVENTORY_LOG_FORMAT") {
             self.log.format = v;
@@ -277,8 +303,8 @@ impl Config {
             defs.push(ScheduleDef {
                 name: "all".into(),
                 request: ScheduleRequest {
-                    source: "aws".into(),
-                    kind: "all".into(),
+                    source: inventory_model::request::ALL.into(),
+                    kind: inventory_model::request::ALL.into(),
                     accounts: Vec::new(),
                     regions: Vec::new(),
                 },
@@ -422,13 +448,12 @@ mod tests {
         std::fs::write(&file, "api:\n  addr: 0.0.0.0:9000\naws:\n  regions: [eu-west-1]\ncollector:\n  interval: 1h\n").unwrap();
         let c = Config::load_with(Some(&file), &env(&[])).unwrap();
         assert_eq!(c.api.addr, "0.0.0.0:9000");
-        assert_eq!(c.aws.regions, ["eu-west-1"]);
+        assert_eq!(c.source("aws")["regions"], serde_json::json!(["eu-west-1"]));
         assert_eq!(c.interval().unwrap(), Some(Duration::from_secs(3600)));
         let c = Config::load_with(
             Some(&file),
             &env(&[
                 ("INVENTORY_API_ADDR", "127.0.0.1:1"),
-                ("INVENTORY_AWS_REGIONS", "us-east-1, eu-central-1"),
                 ("INVENTORY_COLLECT_INTERVAL", "off"),
                 ("NATS_URL", "nats://n:1"),
                 ("DATABASE_URL", "postgres://u:secret@h/db"),
@@ -436,7 +461,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.api.addr, "127.0.0.1:1");
-        assert_eq!(c.aws.regions, ["us-east-1", "eu-central-1"]);
         assert_eq!(c.interval().unwrap(), None);
         assert_eq!(c.nats.url, "nats://n:1");
         assert_eq!(c.database_url_redacted(), "postgres://u:***@h/db");
@@ -493,8 +517,10 @@ tasks: { concurrency: 4, max_attempts: 3, backoff: 10s, ack_wait: 2m, fairness: 
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A source's section goes to its provider as it is (the AWS crate's
+    /// tests read it), and is checked when the configuration is loaded.
     #[test]
-    fn accounts_credentials_and_pacing_are_read() {
+    fn source_sections_reach_their_providers() {
         let dir = std::env::temp_dir().join(format!("inv-accounts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("inventory.yaml");
@@ -502,48 +528,18 @@ tasks: { concurrency: 4, max_attempts: 3, backoff: 10s, ack_wait: 2m, fairness: 
             &file,
             r#"
 aws:
-  excluded_regions: [ap-south-2]
   credentials:
     base: { type: default, profile: ops }
-    keys: { type: static, access_key_id_file: /run/secrets/id, secret_access_key_file: /run/secrets/key }
-    audit:
-      type: assume_role
-      source: base
-      role_arn: arn:aws:iam::222222222222:role/inventory
-      external_id: xyz
-    pod: { type: web_identity, role_arn: "arn:aws:iam::333333333333:role/r", token_file: /var/run/token }
   accounts:
-    - { id: "222222222222", credential: audit, regions: [eu-west-1, us-east-1] }
-    - { credential: keys, excluded_regions: [us-west-1] }
-  pacing: { rate: 2.5, burst: 4, base_backoff: 50ms }
+    - { id: "222222222222", credential: base, regions: [eu-west-1, us-east-1] }
 collector: { scan_retries: 1, retry_delay: 5s }
 "#,
         )
         .unwrap();
         let c = Config::load_with(Some(&file), &env(&[])).unwrap();
-        assert_eq!(c.aws.accounts.len(), 2);
-        assert_eq!(c.aws.accounts[0].id.as_deref(), Some("222222222222"));
-        assert_eq!(c.aws.accounts[0].regions, ["eu-west-1", "us-east-1"]);
-        assert_eq!(c.aws.accounts[1].excluded_regions, ["us-west-1"]);
-        assert_eq!(
-            c.aws.credentials["audit"],
-            CredentialSpec::AssumeRole {
-                source: "base".into(),
-                role_arn: "arn:aws:iam::222222222222:role/inventory".into(),
-                external_id: Some("xyz".into()),
-                session_name: None,
-            }
-        );
-        assert_eq!(
-            c.aws.credentials["base"],
-            CredentialSpec::Default {
-                profile: Some("ops".into())
-            }
-        );
-        assert_eq!(c.aws.pacing.rate, 2.5);
-        assert_eq!(c.aws.pacing.base_backoff, Duration::from_millis(50));
-        assert_eq!(c.aws.pacing.max_attempts, Pacing::default().max_attempts);
+        assert_eq!(c.source("aws")["accounts"][0]["id"], "222222222222");
         assert_eq!(c.retry_delay().unwrap(), Duration::from_secs(5));
+        assert!(c.source("gcp").is_null());
         std::fs::write(&file, "aws:\n  credentials:\n    x: { type: telepathy }\n").unwrap();
         assert!(Config::load_with(Some(&file), &env(&[])).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

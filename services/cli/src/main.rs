@@ -3,14 +3,14 @@
 
 mod config;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use inventory_api::{ApiServer, ApiState};
 use inventory_bus::{Bus, Reach};
-use inventory_collector::{Account, AwsSource, Collector, CollectorSettings, Pacer};
+use inventory_collector::{Collector, CollectorSettings};
 use inventory_projector::housekeeping::run_housekeeping;
 use inventory_projector::notify::run_notifier;
 use inventory_projector::{Projector, ProjectorSettings};
@@ -74,6 +74,8 @@ enum Command {
     },
     /// Print the resource kinds: tables, keys, columns and links (docs/kinds.md).
     Kinds,
+    /// Print the SQL of the catalogue's tables: the next `migrations/V<n>__catalogue.sql`.
+    Schema,
 }
 
 impl Command {
@@ -120,7 +122,6 @@ fn connect_store(config: &Config) -> anyhow::Result<Store> {
 
 async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
     let settings = CollectorSettings {
-        regions: (!config.aws.regions.is_empty()).then(|| config.aws.regions.clone()),
         page_size: config.collector.page_size,
         concurrency: config.collector.concurrency,
         scan_retries: config.collector.scan_retries,
@@ -129,39 +130,22 @@ async fn collector(config: &Config, bus: Bus) -> anyhow::Result<Collector> {
         schedules: config.schedules()?,
         ..Default::default()
     };
-    let pacer = Arc::new(Pacer::new(config.aws.pacing.clone()));
-    // Region, endpoint (`AWS_ENDPOINT_URL`) and the default credential chain.
-    let base = AwsSource::environment().await;
-    let mut accounts = if config.aws.accounts.is_empty() {
-        vec![Account {
-            source: Arc::new(AwsSource::with_pacer(base, "default", None, pacer)),
-            label: "default".into(),
-            label_is_id: false,
-            regions: None,
-            excluded_regions: Vec::new(),
-        }]
-    } else {
-        inventory_collector::aws::accounts(
-            &base,
-            &config.aws.credentials,
-            &config.aws.accounts,
-            pacer,
-        )
-        .await
-        .context("invalid aws accounts")?
-    };
-    for account in &mut accounts {
-        if account.regions.is_none() {
-            account.regions = settings.regions.clone();
-        }
-        account
-            .excluded_regions
-            .extend(config.aws.excluded_regions.iter().cloned());
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut accounts = Vec::new();
+    for provider in inventory_sources::providers() {
+        let section = config.source(provider.name());
+        let of = provider
+            .accounts(&section, &env)
+            .await
+            .with_context(|| format!("invalid {} accounts", provider.name()))?;
+        tracing::info!(
+            source = provider.name(),
+            accounts = ?of.iter().map(|a| a.label.as_str()).collect::<Vec<_>>(),
+            "source configured"
+        );
+        accounts.extend(of);
     }
     tracing::info!(
-        endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "default".into()),
-        accounts = ?accounts.iter().map(|a| a.label.as_str()).collect::<Vec<_>>(),
-        regions = ?settings.regions,
         schedules = ?settings.schedules.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         "collector configured"
     );
@@ -286,9 +270,16 @@ fn report(e: &anyhow::Error) -> String {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Kinds = cli.command {
-        print!("{}", inventory_model::catalogue::markdown());
-        return Ok(());
+    match cli.command {
+        Command::Kinds => {
+            print!("{}", inventory_sources::kinds_markdown());
+            return Ok(());
+        }
+        Command::Schema => {
+            print!("{}", inventory_store::schema::catalogue_ddl());
+            return Ok(());
+        }
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     init_tracing(&config, cli.command.default_log_filter())?;
@@ -322,7 +313,9 @@ async fn run() -> anyhow::Result<()> {
             let bus = connect_client(&config).await?;
             replay::replay(&config, connect_store(&config)?, bus, args).await?;
         }
-        Command::Kinds => unreachable!("answered before the configuration is read"),
+        Command::Kinds | Command::Schema => {
+            unreachable!("answered before the configuration is read")
+        }
         Command::Verify { schemas } => {
             if !replay::verify(connect_store(&config)?, &schemas).await? {
                 std::process::exit(1);

@@ -9,9 +9,9 @@
 //! deletion. Deletions are published only after every page of the scope's
 //! listing has been read and its events acknowledged.
 
-pub mod aws;
 pub mod diff;
 pub mod pacing;
+mod provider;
 pub mod scan;
 pub mod tasks;
 
@@ -24,21 +24,33 @@ use inventory_model::{CollectRequest, KindDef, RequestError, ScheduleDef, Scope,
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-pub use aws::{AccountSpec, AwsSource, CredentialSpec};
-pub use pacing::{CallStats, Pacer, Pacing};
+pub use pacing::{CallStats, Failure, Pacer, Pacing, duration_text};
+pub use provider::Provider;
 pub use tasks::TaskSettings;
 
-/// One page of a list call: the raw response as JSON, and the next page's token.
-#[derive(Debug)]
+/// One listed item: its natural id (where its kind reads it; `None`: it has
+/// none, and the scan rejects it) and its raw payload as canonical JSON text
+/// (object keys sorted, compact), as the provider returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawItem {
+    pub id: Option<String>,
+    pub json: String,
+}
+
+/// One page of a list call: its items, and the next page's token.
+#[derive(Debug, Default)]
 pub struct RawPage {
-    pub body: serde_json::Value,
+    pub items: Vec<RawItem>,
     pub next: Option<String>,
 }
 
-/// A provider account as the collector sees it: who it is, where it runs, and one
-/// page of a kind's listing at a time. [`AwsSource`] is the real one; benchmarks
-/// and tests may bring their own.
+/// A provider account as the collector sees it: which provider, who it is,
+/// where it runs, and one page of a kind's listing at a time. Each source crate
+/// (`services/sources/<provider>/`) has its own; benchmarks and tests may bring
+/// theirs.
 pub trait Source: Send + Sync + 'static {
+    /// The provider's name: the `source` of the kinds this account lists.
+    fn provider(&self) -> &'static str;
     fn account_id(&self) -> BoxFuture<'_, Result<String, CollectError>>;
     fn enabled_regions(&self) -> BoxFuture<'_, Result<Vec<String>, CollectError>>;
     /// One page; what the calls cost (failed ones too) is added to `stats`.
@@ -76,6 +88,11 @@ pub enum CollectError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The request names a source no configured account belongs to.
+    #[error("no account of source {0} is configured")]
+    NoAccounts(String),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -102,6 +119,8 @@ impl CollectError {
             CollectError::UnknownAccount { .. } => "unknown_account",
             CollectError::Cancelled => "cancelled",
             CollectError::Internal(_) => "internal",
+            CollectError::Config(_) => "invalid_configuration",
+            CollectError::NoAccounts(_) => "unknown_account",
             CollectError::Request(e) => e.code(),
             CollectError::Bus(_) => "bus_unavailable",
         }
@@ -110,7 +129,8 @@ impl CollectError {
 
 #[derive(Debug, Clone)]
 pub struct CollectorSettings {
-    /// Narrow regional scans to these regions (`INVENTORY_AWS_REGIONS`); `None`:
+    /// Regions of the account of [`Collector::new`] (for one account; accounts
+    /// of the configuration carry their own); `None`:
     /// every enabled region.
     pub regions: Option<Vec<String>>,
     /// `MaxResults` for paginated list calls.
@@ -194,7 +214,6 @@ impl CollectionReport {
 
 /// A collection resolved into scopes, ready to run.
 struct Plan {
-    kinds: Vec<&'static KindDef>,
     accounts: Vec<AccountPlan>,
     failed: Vec<AccountFailure>,
     /// The scopes of failed accounts that can be named without the provider
@@ -205,6 +224,8 @@ struct Plan {
 struct AccountPlan {
     source: Arc<dyn Source>,
     account_id: String,
+    /// The request's kinds of this account's provider.
+    kinds: Vec<&'static KindDef>,
     regions: Vec<String>,
 }
 
@@ -284,11 +305,12 @@ impl Collector {
     async fn plan_account(
         &self,
         account: &Account,
-        regional: bool,
+        kinds: &[&'static KindDef],
         request: &CollectRequest,
     ) -> Result<AccountPlan, CollectError> {
+        let kinds = kinds_of(account, kinds);
         let account_id = account.source.account_id().await?;
-        let mut regions = if regional {
+        let mut regions = if kinds.iter().any(|k| k.regional()) {
             self.account_regions(account).await?
         } else {
             Vec::new()
@@ -299,15 +321,24 @@ impl Collector {
         Ok(AccountPlan {
             source: account.source.clone(),
             account_id,
+            kinds,
             regions,
         })
     }
 
-    /// The accounts a request selects (those whose configured id it leaves out
-    /// are not resolved).
-    fn selected<'a>(&'a self, request: &'a CollectRequest) -> impl Iterator<Item = &'a Account> {
-        self.accounts.iter().filter(|a| {
-            request.accounts.is_empty() || !a.label_is_id || request.accounts.contains(&a.label)
+    /// The accounts a request selects: those of a provider some of its kinds
+    /// belong to (an account whose configured id the request leaves out is
+    /// not resolved).
+    fn selected<'a>(
+        &'a self,
+        request: &'a CollectRequest,
+        kinds: &'a [&'static KindDef],
+    ) -> impl Iterator<Item = &'a Account> {
+        self.accounts.iter().filter(move |a| {
+            !kinds_of(a, kinds).is_empty()
+                && (request.accounts.is_empty()
+                    || !a.label_is_id
+                    || request.accounts.contains(&a.label))
         })
     }
 
@@ -321,12 +352,17 @@ impl Collector {
         kind: &str,
         request: &CollectRequest,
     ) -> Result<(), RequestError> {
-        let regional = resolve_kinds(source, kind).is_ok_and(|k| k.iter().any(|k| k.regional));
-        if request.regions.is_empty() || !regional {
+        let Ok(kinds) = resolve_kinds(source, kind) else {
+            return Ok(());
+        };
+        if request.regions.is_empty() || !kinds.iter().any(|k| k.regional()) {
             return Ok(());
         }
         let mut known = Vec::new();
-        for account in self.selected(request) {
+        for account in self.selected(request, &kinds) {
+            if !kinds_of(account, &kinds).iter().any(|k| k.regional()) {
+                continue;
+            }
             match self.account_regions(account).await {
                 Ok(regions) => known.push((account.label.clone(), regions)),
                 Err(e) => {
@@ -353,12 +389,17 @@ impl Collector {
         kinds: Vec<&'static KindDef>,
         request: &CollectRequest,
     ) -> Result<Plan, CollectError> {
-        let regional = kinds.iter().any(|k| k.regional);
-        let selected: Vec<&Account> = self.selected(request).collect();
+        let selected: Vec<&Account> = self.selected(request, &kinds).collect();
+        if selected.is_empty() && request.accounts.is_empty() {
+            let sources: Vec<&str> = kinds.iter().map(|k| k.source).collect();
+            return Err(CollectError::NoAccounts(
+                sources.first().copied().unwrap_or("").to_owned(),
+            ));
+        }
         let resolved = futures::future::join_all(
             selected
                 .iter()
-                .map(|a| self.plan_account(a, regional, request)),
+                .map(|a| self.plan_account(a, &kinds, request)),
         )
         .await;
         let mut accounts = Vec::new();
@@ -390,8 +431,8 @@ impl Collector {
                             region: region.cloned(),
                         };
                         let regions: &[String] = account.regions.as_deref().unwrap_or_default();
-                        for kind in &kinds {
-                            let scopes: Vec<Scope> = if kind.regional {
+                        for kind in kinds_of(account, &kinds) {
+                            let scopes: Vec<Scope> = if kind.regional() {
                                 regions.iter().map(|r| scope(Some(r))).collect()
                             } else {
                                 vec![scope(None)]
@@ -399,7 +440,7 @@ impl Collector {
                             unreachable.extend(
                                 scopes
                                     .into_iter()
-                                    .map(|s| (*kind, s, e.to_string(), e.is_retryable())),
+                                    .map(|s| (kind, s, e.to_string(), e.is_retryable())),
                             );
                         }
                     }
@@ -418,10 +459,13 @@ impl Collector {
             return Err(e);
         }
         // Requested regions that no account has can never be collected.
-        if regional
-            && !request.regions.is_empty()
-            && !accounts.is_empty()
-            && accounts.iter().all(|a| a.regions.is_empty())
+        let regional: Vec<&AccountPlan> = accounts
+            .iter()
+            .filter(|a| a.kinds.iter().any(|k| k.regional()))
+            .collect();
+        if !request.regions.is_empty()
+            && !regional.is_empty()
+            && regional.iter().all(|a| a.regions.is_empty())
         {
             let mut known = Vec::new();
             for account in &selected {
@@ -445,7 +489,6 @@ impl Collector {
             });
         }
         Ok(Plan {
-            kinds,
             accounts,
             failed,
             unreachable,
@@ -489,10 +532,10 @@ impl Collector {
                 locks: self.locks.clone(),
                 progress: progress.clone(),
             };
-            let scopes: Vec<(&'static KindDef, Scope)> = plan
+            let scopes: Vec<(&'static KindDef, Scope)> = account
                 .kinds
                 .iter()
-                .filter(|k| !k.regional)
+                .filter(|k| !k.regional())
                 .map(|k| {
                     (
                         *k,
@@ -503,7 +546,7 @@ impl Collector {
                     )
                 })
                 .chain(account.regions.iter().flat_map(|region| {
-                    plan.kinds.iter().filter(|k| k.regional).map(|k| {
+                    account.kinds.iter().filter(|k| k.regional()).map(|k| {
                         (
                             *k,
                             Scope {
@@ -595,6 +638,16 @@ impl Collector {
     }
 }
 
+/// The kinds of `kinds` that `account`'s provider lists.
+fn kinds_of(account: &Account, kinds: &[&'static KindDef]) -> Vec<&'static KindDef> {
+    let provider = account.source.provider();
+    kinds
+        .iter()
+        .copied()
+        .filter(|k| k.source == provider)
+        .collect()
+}
+
 /// How long the regions enabled for an account are taken as known.
 const REGIONS_TTL: Duration = Duration::from_secs(300);
 
@@ -641,7 +694,7 @@ async fn run_account(
                 _ = tokio::time::sleep(settings.retry_delay) => {}
             }
         }
-        let (wide, regional): (Vec<_>, Vec<_>) = scopes.drain(..).partition(|(k, _)| !k.regional);
+        let (wide, regional): (Vec<_>, Vec<_>) = scopes.drain(..).partition(|(k, _)| !k.regional());
         let mut reports = Vec::new();
         for (kind, scope) in wide {
             let _slot = global.clone().acquire_owned().await.expect("never closed");

@@ -2,21 +2,19 @@
 //! `scan.started`, change-only resource events, deletions, then `scan.completed`
 //! or `scan.failed`. Only a completed scan publishes deletions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use inventory_bus::Bus;
-use inventory_model::{
-    Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, canonical_json, content_hash_of,
-};
+use inventory_model::{Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash_of};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::diff::{Observation, ScopeDiff};
-use crate::{CallStats, CollectError, RawPage, Source};
+use crate::{CallStats, CollectError, RawItem, RawPage, Source};
 
 /// What one scan did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -250,9 +248,8 @@ async fn scan(
     );
     report.last_seq = last_seq(&bus.publish_events(&[started], trace).await?);
 
-    // One page is published while the next is encoded and the one after it
-    // fetched; every publish is acknowledged (or has failed) before the scan
-    // goes on or gives up.
+    // One page is published while the next is fetched; every publish is
+    // acknowledged (or has failed) before the scan goes on or gives up.
     let mut in_flight = None;
     let listed = Listing {
         ctx,
@@ -310,13 +307,8 @@ async fn scan(
 }
 
 type PublishTask = tokio::task::JoinHandle<Result<(), CollectError>>;
-type EncodeTask = tokio::task::JoinHandle<Result<EncodedPage, CollectError>>;
 
-/// Pages whose items are being encoded at once, on blocking threads, while the
-/// scan fetches the next page and publishes the one before.
-const ENCODING_DEPTH: usize = 2;
-
-/// One page's items as the collector publishes them: serialized once, hashed.
+/// One page's items as the collector publishes them: hashed.
 struct EncodedPage {
     observed_at: DateTime<Utc>,
     items: Vec<EncodedItem>,
@@ -337,25 +329,23 @@ struct Rejected {
     reason: String,
 }
 
-/// Serialize and hash every item of a page, then free the page's tree: the
-/// collector's heaviest per-resource work, done off the scan's task. An item
-/// without an id is set aside with the reason: one bad item must not fail the
-/// scan of its scope (which would then never publish a deletion again).
+/// Hash every item of a page (its text is already what is published). An
+/// item without an id is set aside with the reason: one bad item must not
+/// fail the scan of its scope (which would then never publish a deletion again).
 fn encode_page(
     kind: &'static KindDef,
-    body: serde_json::Value,
+    raw: Vec<RawItem>,
     observed_at: DateTime<Utc>,
 ) -> EncodedPage {
     let mut page = EncodedPage {
         observed_at,
-        items: Vec::new(),
+        items: Vec::with_capacity(raw.len()),
         rejected: Vec::new(),
     };
-    for item in kind.items(&body) {
-        // Serialized once: hashed, then spliced into the envelope as is.
-        let payload = canonical_json(item);
+    for item in raw {
+        let payload = item.json.into_bytes();
         let hash = content_hash_of(&payload);
-        match kind.id_of(item) {
+        match item.id {
             Some(id) => page.items.push(EncodedItem { id, hash, payload }),
             None => page.rejected.push(Rejected {
                 hash,
@@ -387,10 +377,9 @@ struct Listing<'a> {
 
 impl Listing<'_> {
     /// Read every page of the listing, publishing each page's changes in page
-    /// order.
+    /// order; a page is published while the next one is fetched.
     async fn list_pages(&mut self) -> Result<(), CollectError> {
         let (ctx, kind) = (self.ctx, self.kind);
-        let mut encoding: VecDeque<EncodeTask> = VecDeque::with_capacity(ENCODING_DEPTH);
         let mut token = None;
         loop {
             if ctx.cancel.is_cancelled() {
@@ -411,18 +400,10 @@ impl Listing<'_> {
             self.report.api_calls += stats.calls;
             self.report.throttles += stats.throttles;
             self.report.retries += stats.retries;
-            let RawPage { body, next } = page?;
+            let RawPage { items, next } = page?;
             self.report.pages += 1;
-            let observed_at = Utc::now();
-            encoding.push_back(tokio::task::spawn_blocking(move || {
-                Ok(encode_page(kind, body, observed_at))
-            }));
-            // Publish the oldest page once the pipeline is full, and every page
-            // at the end of the listing.
-            while encoding.len() >= ENCODING_DEPTH || (next.is_none() && !encoding.is_empty()) {
-                let oldest = encoding.pop_front().expect("not empty");
-                self.publish_page(joined(oldest).await?).await?;
-            }
+            self.publish_page(encode_page(kind, items, Utc::now()))
+                .await?;
             match next {
                 Some(next) => token = Some(next),
                 None => break,

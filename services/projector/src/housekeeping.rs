@@ -59,7 +59,7 @@ pub async fn housekeep(
     now: DateTime<Utc>,
 ) -> Result<Vec<(&'static str, Removed)>, StoreError> {
     let mut out = Vec::new();
-    for kind in KINDS {
+    for kind in KINDS.iter() {
         let window = retention.window(kind);
         if window == Window::default() {
             continue;

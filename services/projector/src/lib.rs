@@ -125,9 +125,13 @@ fn check(payload: &[u8], trace_id: Option<String>) -> Result<Checked, ContractEr
             let key = key.expect("validated: resource events have a key");
             let state = match (payload, content_hash) {
                 (Some(payload), Some(hash)) if event_type != EventType::ResourceDeleted => {
-                    let projected = kind.project(&key, &scope, &payload)?;
-                    // Kept as text: the tree is dropped once projected.
-                    Some((projected, JsonText::from_value(&payload), hash))
+                    let value = payload
+                        .value()
+                        .map_err(|e| ContractError::Malformed(e.to_string()))?;
+                    let projected = kind.project(&key, &scope, &value)?;
+                    // Stored as the text it came as: the tree is dropped once
+                    // projected, and nothing is serialized again.
+                    Some((projected, JsonText::from_text(payload.into_text()), hash))
                 }
                 _ => None,
             };

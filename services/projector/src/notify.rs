@@ -2,20 +2,20 @@
 //! published on `<prefix>.changes.<source>.<kind>.<change>` (stream
 //! `INVENTORY_CHANGES`), in stream order, carrying the event's sequence.
 //!
-//! The version tables are the outbox: the notifier reads them after the fold
-//! committed, and publishes each page at least once. Where it stands is kept
-//! in PostgreSQL (`change_notifier`, written once a page is acknowledged) and
-//! can be read off the changes stream (its last notification); it resumes from
-//! the later of the two, so neither a crash nor the stream's retention loses a
-//! change, and a page published again is dropped as a duplicate within the
-//! stream's duplicate window.
+//! The change log is the outbox: the fold appends to it in each batch's
+//! transaction, and the notifier reads it after commit, in order, publishing
+//! each page at least once. Where it stands (a position of the log) is kept in
+//! PostgreSQL (`change_notifier`, written once a page is acknowledged) and can
+//! be read off the changes stream (its last notification's position); it
+//! resumes from the later of the two, so neither a crash nor the stream's
+//! retention loses a change, and a page published again is dropped as a
+//! duplicate within the stream's duplicate window.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use inventory_bus::{Bus, ChangeNote, LastChange};
-use inventory_model::KINDS;
-use inventory_store::{ChangesQuery, Store};
+use inventory_store::Store;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -24,35 +24,33 @@ use crate::Backoff;
 /// How long the notifier waits when it has caught up.
 const IDLE: Duration = Duration::from_millis(500);
 
-/// The notifications for one page of the change feed.
-fn notes(items: &[Box<serde_json::value::RawValue>]) -> Vec<ChangeNote> {
+/// The notifications for one page of the change log.
+fn notes(items: &[(u64, Box<serde_json::value::RawValue>)]) -> Vec<ChangeNote> {
     items
         .iter()
-        .filter_map(|item| {
+        .filter_map(|(position, item)| {
             let v: Value = serde_json::from_str(item.get()).ok()?;
-            let text = |k: &str| v[k].as_str().unwrap_or_default();
             Some(ChangeNote {
+                position: *position,
                 seq: v["seq"].as_u64()?,
                 source: v["source"].as_str()?.to_owned(),
                 kind: v["kind"].as_str()?.to_owned(),
                 change: v["change"].as_str()?.to_owned(),
-                resource: format!("{}/{}/{}", text("account_id"), text("region"), text("id")),
                 body: Bytes::from(item.get().to_owned()),
             })
         })
         .collect()
 }
 
-/// The event sequence after which to publish: the later of what PostgreSQL
-/// recorded and what the changes stream holds. The stream's last notification
-/// may end a page half published, so that event's changes go out again.
+/// The change log position after which to publish: the later of what
+/// PostgreSQL recorded and the changes stream's last notification.
 pub async fn resume_after(store: &Store, bus: &Bus, projection: &str) -> anyhow::Result<u64> {
     let recorded = store.notified_up_to(projection).await?;
     let last = bus.last_change().await?;
     Ok(match (recorded, last) {
-        (Some(r), LastChange::At(s)) => r.max(s.saturating_sub(1)),
+        (Some(r), LastChange::At(p)) => r.max(p),
         (Some(r), LastChange::Never | LastChange::AgedOut) => r,
-        (None, LastChange::At(s)) => s.saturating_sub(1),
+        (None, LastChange::At(p)) => p,
         (None, LastChange::Never) => 0,
         (None, LastChange::AgedOut) => {
             let checkpoint = store.checkpoint(projection).await?;
@@ -62,7 +60,7 @@ pub async fn resume_after(store: &Store, bus: &Bus, projection: &str) -> anyhow:
                 "every change notification has aged out of its stream and none was recorded; \
                  notifying from the projection's checkpoint on"
             );
-            checkpoint
+            store.change_position_at(checkpoint).await?
         }
     })
 }
@@ -92,18 +90,12 @@ pub async fn run_notifier(store: Store, bus: Bus, projection: String, shutdown: 
     backoff.reset();
     tracing::info!(projection, after, "change notifier started");
     loop {
-        let query = ChangesQuery {
-            after_seq: after,
-            kinds: KINDS.to_vec(),
-            limit: 1000,
-            ..Default::default()
-        };
-        let wait = match store.changes(&query).await {
-            Ok(page) if !page.items.is_empty() => {
-                let notes = notes(&page.items);
+        let wait = match store.changes_after(after, 1000).await {
+            Ok(page) if !page.is_empty() => {
+                let notes = notes(&page);
                 match bus.publish_changes(&notes).await {
                     Ok(()) => {
-                        after = page.last_seq.unwrap_or(after);
+                        after = page.last().map_or(after, |(p, _)| *p);
                         if let Err(e) = store.set_notified_up_to(&projection, after).await {
                             tracing::warn!(projection, error = %e, "could not record where the notifier stands");
                         }

@@ -39,6 +39,8 @@ pub const HEADER_SCHEMA_VERSION: &str = "Inventory-Schema-Version";
 pub const HEADER_CONTENT_HASH: &str = "Inventory-Content-Hash";
 /// On a change notification: the stream sequence of the event that made it.
 pub const HEADER_EVENT_SEQ: &str = "Inventory-Event-Seq";
+/// On a change notification: its position in the projection's change log.
+pub const HEADER_CHANGE_POSITION: &str = "Inventory-Change-Position";
 /// W3C trace context of the operation that caused the event.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
 
@@ -76,14 +78,13 @@ pub struct Bus {
 /// A change notification: the projection wrote a version for the event `seq`.
 #[derive(Debug, Clone)]
 pub struct ChangeNote {
+    /// Its position in the change log (one event may change several resources).
+    pub position: u64,
     pub seq: u64,
     pub source: String,
     pub kind: String,
     /// `created`, `updated` or `deleted`.
     pub change: String,
-    /// The resource (`<account>/<region>/<id>`): one event may change several
-    /// (a completed scan deletes every resource it could not have known).
-    pub resource: String,
     /// JSON body (the change feed's item).
     pub body: Bytes,
 }
@@ -93,7 +94,7 @@ pub struct ChangeNote {
 pub enum LastChange {
     /// None was ever published.
     Never,
-    /// The event sequence of the last one published.
+    /// The change log position of the last one published.
     At(u64),
     /// Some were published, and all have aged out of the stream.
     AgedOut,
@@ -238,9 +239,9 @@ impl Bus {
     }
 
     /// Publish change notifications on `<prefix>.changes.<source>.<kind>.<change>`
-    /// (pipelined). Each carries its event's sequence in a header, and its
-    /// `Nats-Msg-Id` names the event and the resource, so publishing one again
-    /// within the duplicate window is a no-op.
+    /// (pipelined). Each carries its event's sequence and its change log
+    /// position in headers; its `Nats-Msg-Id` is `change:<position>`, so
+    /// publishing one again within the duplicate window is a no-op.
     pub async fn publish_changes(&self, notes: &[ChangeNote]) -> Result<(), BusError> {
         let mut pending = Vec::with_capacity(notes.len());
         for note in notes {
@@ -250,13 +251,10 @@ impl Bus {
             let mut headers = HeaderMap::new();
             headers.insert(
                 header::NATS_MESSAGE_ID,
-                format!(
-                    "change:{}:{}:{}:{}",
-                    note.seq, note.source, note.kind, note.resource
-                )
-                .as_str(),
+                format!("change:{}", note.position).as_str(),
             );
             headers.insert(HEADER_EVENT_SEQ, note.seq.to_string().as_str());
+            headers.insert(HEADER_CHANGE_POSITION, note.position.to_string().as_str());
             let ack = self
                 .js
                 .send_publish(
@@ -272,7 +270,7 @@ impl Bus {
         acks(pending).await.map(|_| ())
     }
 
-    /// The event sequence of the last change notification published.
+    /// Where the last change notification published stands in the change log.
     pub async fn last_change(&self) -> Result<LastChange, BusError> {
         use jetstream::stream::RawMessageErrorKind;
         let name = self.names.changes_stream();
@@ -301,10 +299,10 @@ impl Bus {
             Err(e) => return Err(consume_error(&name, e)),
         };
         msg.headers
-            .get(HEADER_EVENT_SEQ)
+            .get(HEADER_CHANGE_POSITION)
             .and_then(|v| v.as_str().parse().ok())
             .map(LastChange::At)
-            .ok_or_else(|| consume_error(&name, "the last change notification has no sequence"))
+            .ok_or_else(|| consume_error(&name, "the last change notification has no position"))
     }
 
     /// Publish raw bytes on a subject of the event stream (tools and tests that

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The schema version this build writes and the only one it reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -85,9 +86,10 @@ pub struct Envelope {
     /// payload (deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
-    /// The raw provider payload as the API returned it (created/updated only).
+    /// The raw provider payload as the API returned it (created/updated, and
+    /// the item of an `item.rejected`), as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Value>,
+    pub payload: Option<Payload>,
     /// `scan.completed`: how many resources the scan saw.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources_seen: Option<u64>,
@@ -101,6 +103,43 @@ pub struct Envelope {
     /// again is gone, and the fold deletes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_from_seq: Option<u64>,
+}
+
+/// A raw provider payload, kept as the JSON text it travels as: read (and so
+/// projected) only where needed, never re-serialized on the way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Payload {
+    /// The canonical text of a value (keys sorted, compact).
+    pub fn from_value(value: &Value) -> Payload {
+        Payload(serde_json::value::to_raw_value(value).expect("a json value always serializes"))
+    }
+
+    /// Text that must be one JSON value.
+    pub fn from_text(text: String) -> Result<Payload, serde_json::Error> {
+        RawValue::from_string(text).map(Payload)
+    }
+
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload parsed.
+    pub fn value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    pub fn into_text(self) -> String {
+        String::from(Box::<str>::from(self.0))
+    }
 }
 
 /// Ways an event can break the contract. Such events are dead-lettered, never applied.
@@ -234,7 +273,7 @@ mod tests {
             scan_id: "scan-1".into(),
             request_id: None,
             content_hash: Some(content_hash(&payload)),
-            payload: Some(payload),
+            payload: Some(Payload::from_value(&payload)),
             resources_seen: None,
             error: None,
             known_from_seq: None,
@@ -256,12 +295,14 @@ mod tests {
         let env = created();
         let mut bare = env.clone();
         let payload = bare.payload.take().unwrap();
-        let bytes = bare.to_bytes_with_payload(&canonical_json(&payload));
+        let bytes = bare.to_bytes_with_payload(payload.text().as_bytes());
         assert_eq!(Envelope::decode(&bytes).unwrap(), env);
+        let value = payload.value().unwrap();
         assert_eq!(
-            content_hash_of(&canonical_json(&payload)),
-            content_hash(&payload)
+            content_hash_of(payload.text().as_bytes()),
+            content_hash(&value)
         );
+        assert_eq!(canonical_json(&value), payload.text().as_bytes());
     }
 
     #[test]

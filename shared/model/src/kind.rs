@@ -25,6 +25,10 @@ pub enum Field {
     /// into every element of an array (`/groupSet/*/groupId`). Only links take
     /// multiple values; a column reading this takes the first.
     Each(&'static [&'static str]),
+    /// A list at this JSON pointer, for a `Json` column: an empty string there
+    /// is an empty list (a provider whose format cannot tell them apart, such
+    /// as XML, says `<ipPermissionsEgress/>` for no rules).
+    List(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,16 +73,24 @@ pub enum Side {
     B,
 }
 
-/// A link `l_<source>_<a>_to_<b>` declared by the events of one kind (the owner).
-/// Link rows are keyed by natural ids, so they are right whatever order the two
-/// sides' events arrive in.
+/// One end of a link: a kind of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct End {
+    pub source: &'static str,
+    /// Singular kind name.
+    pub kind: &'static str,
+}
+
+/// A link declared by the events of one kind (the owner): rows of the link
+/// table `l_<source>_<a>_to_<b>` (or, between two sources, the nexus table
+/// `n_<source a>_<a>_to_<source b>_<b>`), holding the two ends' natural ids.
+/// Link rows are keyed by natural ids, so they are right whatever order the
+/// two sides' events arrive in.
 #[derive(Debug, Clone, Copy)]
 pub struct LinkDef {
     pub table: &'static str,
-    pub a_kind: &'static str,
-    pub a_column: &'static str,
-    pub b_kind: &'static str,
-    pub b_column: &'static str,
+    pub a: End,
+    pub b: End,
     /// The side the owning kind is on.
     pub owner: Side,
     /// Where the other side's id comes from in the owner's event.
@@ -86,55 +98,76 @@ pub struct LinkDef {
 }
 
 impl LinkDef {
-    pub fn other_kind(&self) -> &'static str {
+    /// The end the owner's events do not describe.
+    pub fn other_end(&self) -> End {
         match self.owner {
-            Side::A => self.b_kind,
-            Side::B => self.a_kind,
+            Side::A => self.b,
+            Side::B => self.a,
         }
     }
-    pub fn owner_column(&self) -> &'static str {
+
+    pub fn owner_end(&self) -> End {
         match self.owner {
-            Side::A => self.a_column,
-            Side::B => self.b_column,
+            Side::A => self.a,
+            Side::B => self.b,
         }
     }
-    pub fn other_column(&self) -> &'static str {
-        match self.owner {
-            Side::A => self.b_column,
-            Side::B => self.a_column,
+
+    /// The side `kind` is on, if it is one of the ends.
+    pub fn side_of(&self, kind: &KindDef) -> Option<Side> {
+        if self.a == kind.end() {
+            Some(Side::A)
+        } else if self.b == kind.end() {
+            Some(Side::B)
+        } else {
+            None
         }
     }
 }
 
-/// How the collector lists a kind.
+/// How the collector lists a kind, as far as every provider has it: the
+/// provider's operation (bound to its client by the provider's crate, with
+/// whatever paging, owner filters or referenced items it needs) and where the
+/// items sit in its response.
 #[derive(Debug, Clone, Copy)]
 pub struct ListCall {
     /// The provider operation, e.g. `DescribeInstances`.
     pub operation: &'static str,
     /// Path to the items in the response (see [`select`]).
     pub items: &'static str,
-    /// The largest `MaxResults` the operation accepts; `None`: not paginated.
-    pub max_page: Option<i32>,
-    /// Which of the account's resources the listing covers.
-    pub ownership: Ownership,
 }
 
-/// Which resources of a kind a scan lists.
+/// How a kind is scanned, and so keyed: once per account (the account id and
+/// the natural id are the key; a region the resource sits in, if any, is a
+/// typed column), or once per (account, region), the region in the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ownership {
-    /// Everything the operation returns in the scope.
-    All,
-    /// Only what the account owns (`Owners=self` / `OwnerIds=self`): the
-    /// operation would otherwise list every public image or snapshot.
-    Owned,
-    /// What the account owns, plus what the resources of another kind in the
-    /// same scope reference (e.g. the public images instances were launched from).
-    OwnedAndReferenced {
-        /// The referencing kind (singular name).
-        by: &'static str,
-        /// Where the referencing kind's items hold the id.
-        field: &'static str,
+pub enum ScanScope {
+    Account,
+    Region,
+}
+
+/// How a provider writes a resource's tags; every shape is normalized into
+/// one `tags` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagShape {
+    /// A list of objects naming key and value (`[{"key": "Name", "value": "web"}]`).
+    Pairs {
+        key: &'static str,
+        value: &'static str,
     },
+    /// An object of key to value (`{"env": "prod"}`: GCP labels, Azure, Kubernetes).
+    Map,
+    /// A list of strings (`["prod", "owner:ops"]`: OpenStack, Ganeti); each
+    /// is a key, with the text after its first `:` or `=` as value, if any
+    /// (else the value is empty).
+    Strings,
+}
+
+/// Where a kind's tags are and how they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagSet {
+    pub at: &'static str,
+    pub shape: TagShape,
 }
 
 #[derive(Debug)]
@@ -148,11 +181,10 @@ pub struct KindDef {
     /// Column holding the natural id.
     pub id_column: &'static str,
     pub id: Field,
-    /// Regional kinds are scanned per (account, region); others once per account.
-    pub regional: bool,
+    pub scope: ScanScope,
     pub list: ListCall,
-    /// Pointer to the tag set (`[{key, value}]`) in the payload, if the kind has tags.
-    pub tags: Option<&'static str>,
+    /// The kind's tags, if it has any.
+    pub tags: Option<TagSet>,
     pub columns: &'static [Column],
     pub links: &'static [LinkDef],
 }
@@ -181,6 +213,19 @@ pub struct Projected {
 }
 
 impl KindDef {
+    /// Scanned per (account, region), the region in the key.
+    pub fn regional(&self) -> bool {
+        self.scope == ScanScope::Region
+    }
+
+    /// This kind as a link end.
+    pub fn end(&self) -> End {
+        End {
+            source: self.source,
+            kind: self.name,
+        }
+    }
+
     /// Extract the natural id from a raw payload.
     pub fn id_of(&self, payload: &Value) -> Option<String> {
         self.field_text(self.id, payload, &Map::new(), None)
@@ -215,13 +260,17 @@ impl KindDef {
             .columns
             .iter()
             .map(|c| match (c.ty, c.from) {
-                // The XML cannot tell an empty list from an empty string: a
-                // structured column reads an empty element as an empty list.
-                (ColumnType::Json, Field::Pointer(p)) => match payload.pointer(p) {
-                    None | Some(Value::Null) => Cell::Null,
-                    Some(Value::String(s)) if s.is_empty() => Cell::Json(Value::Array(Vec::new())),
-                    Some(v) => Cell::Json(v.clone()),
-                },
+                (ColumnType::Json, Field::Pointer(p) | Field::List(p)) => {
+                    match payload.pointer(p) {
+                        None | Some(Value::Null) => Cell::Null,
+                        Some(Value::String(s))
+                            if s.is_empty() && matches!(c.from, Field::List(_)) =>
+                        {
+                            Cell::Json(Value::Array(Vec::new()))
+                        }
+                        Some(v) => Cell::Json(v.clone()),
+                    }
+                }
                 _ => match self.field_text(c.from, payload, &tags, region) {
                     None => Cell::Null,
                     Some(text) => parse_cell(c.ty, text),
@@ -243,7 +292,7 @@ impl KindDef {
 
     /// Check that an event scope fits the kind (regional kinds need a region).
     pub fn check_scope(&self, scope: &Scope) -> Result<(), ContractError> {
-        match (self.regional, scope.region.is_some()) {
+        match (self.regional(), scope.region.is_some()) {
             (true, false) => Err(ContractError::ScopeMismatch {
                 kind: self.name.to_owned(),
                 expected: "regional",
@@ -258,16 +307,28 @@ impl KindDef {
         }
     }
 
-    /// Tags as a JSON object `{key: value}` from the kind's tag set.
+    /// Tags as a JSON object `{key: value}`, whatever shape the provider
+    /// writes them in.
     pub fn tags_of(&self, payload: &Value) -> Map<String, Value> {
         let mut out = Map::new();
-        if let Some(Value::Array(items)) = self.tags.and_then(|p| payload.pointer(p)) {
-            for item in items {
-                if let Some(Value::String(k)) = item.get("key") {
-                    let v = item.get("value").cloned().unwrap_or(Value::Null);
-                    out.insert(k.clone(), v);
+        let Some(set) = self.tags else { return out };
+        match (set.shape, payload.pointer(set.at)) {
+            (TagShape::Pairs { key, value }, Some(Value::Array(items))) => {
+                for item in items {
+                    if let Some(Value::String(k)) = item.get(key) {
+                        let v = item.get(value).cloned().unwrap_or(Value::Null);
+                        out.insert(k.clone(), v);
+                    }
                 }
             }
+            (TagShape::Map, Some(Value::Object(map))) => out = map.clone(),
+            (TagShape::Strings, Some(Value::Array(items))) => {
+                for tag in items.iter().filter_map(Value::as_str) {
+                    let (k, v) = tag.split_once([':', '=']).unwrap_or((tag, ""));
+                    out.insert(k.to_owned(), Value::String(v.to_owned()));
+                }
+            }
+            _ => {}
         }
         out
     }
@@ -286,7 +347,7 @@ impl KindDef {
         region: Option<&str>,
     ) -> Option<String> {
         match field {
-            Field::Pointer(p) => payload.pointer(p).and_then(scalar_text),
+            Field::Pointer(p) | Field::List(p) => payload.pointer(p).and_then(scalar_text),
             Field::Tag(k) => tags.get(k).and_then(scalar_text),
             Field::ScopeRegion => region.map(str::to_owned),
             Field::Each(paths) => paths

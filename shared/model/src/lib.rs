@@ -16,14 +16,15 @@ pub mod subject;
 pub mod task;
 pub mod text;
 
-pub use catalogue::{KINDS, kind_by_name, kind_by_plural};
+pub use catalogue::{KINDS, kind_by_name, kind_by_plural, link_between};
 pub use event::{
-    ContractError, Envelope, EventType, SCHEMA_VERSION, Scope, canonical_json, content_hash,
-    content_hash_of,
+    ContractError, Envelope, EventType, Payload, SCHEMA_VERSION, Scope, canonical_json,
+    content_hash, content_hash_of,
 };
 pub use jsondiff::{FieldChange, json_diff};
 pub use kind::{
-    Cell, Column, ColumnType, Field, KindDef, LinkDef, ListCall, Ownership, Projected, Side, select,
+    Cell, Column, ColumnType, End, Field, KindDef, LinkDef, ListCall, Projected, ScanScope, Side,
+    TagSet, TagShape, select,
 };
 pub use request::{CollectRequest, RequestError, resolve_kinds};
 pub use schedule::{Cadence, ScheduleDef, ScheduleError, ScheduleRequest, ScheduleState};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalogue::{KINDS, kind_by_plural};
+use crate::catalogue::{KINDS, sources};
 use crate::kind::KindDef;
 use crate::task::Priority;
 
@@ -59,31 +59,44 @@ impl CollectRequest {
     }
 }
 
-/// Resolve `<source>.<kind>` of a request subject (`kind` may be `all`) into kinds.
+/// Every source, in requests and schedules (`all.all`: every kind of every
+/// source; `all.instances`: the instances of every source).
+pub const ALL: &str = "all";
+
+/// Resolve `<source>.<kind>` of a request subject (`kind` may be `all`, and
+/// `source` too) into kinds.
 pub fn resolve_kinds(source: &str, kind: &str) -> Result<Vec<&'static KindDef>, RequestError> {
     let of_source: Vec<_> = KINDS
         .iter()
         .copied()
-        .filter(|k| k.source == source)
+        .filter(|k| source == ALL || k.source == source)
         .collect();
     if of_source.is_empty() {
-        return Err(RequestError::UnknownSource(crate::text::quoted(source)));
+        return Err(RequestError::UnknownSource(format!(
+            "{} (sources: {}, {ALL})",
+            crate::text::quoted(source),
+            sources().join(", ")
+        )));
     }
-    if kind == "all" {
+    if kind == ALL {
         return Ok(of_source);
     }
-    kind_by_plural(source, kind)
-        .map(|k| vec![k])
-        .ok_or_else(|| RequestError::UnknownKind {
-            provider: source.to_owned(),
-            kind: crate::text::quoted(kind),
-            known: of_source
-                .iter()
-                .map(|k| k.plural)
-                .chain(["all"])
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    let kinds: Vec<_> = of_source
+        .iter()
+        .copied()
+        .filter(|k| k.plural == kind)
+        .collect();
+    if !kinds.is_empty() {
+        return Ok(kinds);
+    }
+    let mut known: Vec<&str> = of_source.iter().map(|k| k.plural).collect();
+    known.dedup();
+    known.push(ALL);
+    Err(RequestError::UnknownKind {
+        provider: source.to_owned(),
+        kind: crate::text::quoted(kind),
+        known: known.join(", "),
+    })
 }
 
 #[cfg(test)]
@@ -106,6 +119,15 @@ mod tests {
             CollectRequest::parse(br#"{"region":"x"}"#),
             Err(RequestError::MalformedBody(_))
         ));
+    }
+
+    #[test]
+    fn every_source_resolves_as_all() {
+        assert_eq!(resolve_kinds("all", "all").unwrap().len(), KINDS.len());
+        let instances = resolve_kinds("all", "instances").unwrap();
+        assert!(instances.iter().all(|k| k.plural == "instances"));
+        assert!(instances.iter().any(|k| k.source == "aws"));
+        assert!(resolve_kinds("all", "teapots").is_err());
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 
-use inventory_model::{Cell, ColumnType, KindDef, Projected, Scope};
+use inventory_model::{Cell, ColumnType, KindDef, LinkDef, Projected, Scope};
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
+use crate::writes::{Change, LinkRow, LinkWrites, log_changes};
 use crate::{Store, StoreError};
 
 type Param = Box<dyn ToSql + Sync + Send>;
@@ -34,6 +35,11 @@ pub struct ResourceChange {
 pub struct JsonText(bytes::Bytes);
 
 impl JsonText {
+    /// Text that is one JSON document.
+    pub fn from_text(text: String) -> JsonText {
+        JsonText(text.into_bytes().into())
+    }
+
     pub fn from_value(value: &Value) -> JsonText {
         JsonText(
             serde_json::to_vec(value)
@@ -250,7 +256,7 @@ fn key_params<'a>(
             .map(|c| c.scope.account_id.clone())
             .collect::<Vec<_>>(),
     )];
-    if kind.regional {
+    if kind.regional() {
         p.push(Box::new(
             changes
                 .clone()
@@ -311,28 +317,9 @@ fn event_params(items: &[(u64, &ResourceChange)]) -> [Param; 3] {
     ]
 }
 
-/// Arrays (account_id, region or '', id) of link owners.
-fn owner_params<'a>(changes: impl Iterator<Item = &'a ResourceChange> + Clone) -> Vec<Param> {
-    vec![
-        Box::new(
-            changes
-                .clone()
-                .map(|c| c.scope.account_id.clone())
-                .collect::<Vec<_>>(),
-        ),
-        Box::new(
-            changes
-                .clone()
-                .map(|c| c.scope.region.clone().unwrap_or_default())
-                .collect::<Vec<_>>(),
-        ),
-        Box::new(changes.map(|c| c.key.clone()).collect::<Vec<_>>()),
-    ]
-}
-
 fn row_key(kind: &KindDef, r: &tokio_postgres::Row) -> Key {
     let account: String = r.get(0);
-    if kind.regional {
+    if kind.regional() {
         (account, r.get(1), r.get(2))
     } else {
         (account, String::new(), r.get(1))
@@ -564,11 +551,15 @@ impl Store {
                 batches[i].add(seq, change);
             }
         }
+        let mut links = LinkWrites::default();
+        let mut changes = Vec::new();
         for batch in &batches {
             // History first: it compares with the versions stored before this batch.
-            self.write_versions(&tx, batch.kind, &batch.all).await?;
-            out.applied += self.write_kind(&tx, batch).await?;
+            changes.extend(self.write_versions(&tx, batch.kind, &batch.all).await?);
+            out.applied += self.write_kind(&tx, batch, &mut links).await?;
         }
+        links.write(&tx).await?;
+        log_changes(&tx, changes).await?;
 
         // Scans and dead letters, in stream order.
         for item in &pending {
@@ -619,7 +610,7 @@ impl Store {
                         .await? as usize;
                     if result.is_ok() {
                         let mut p: Vec<Param> = vec![Box::new(scope.account_id.clone())];
-                        if kind.regional {
+                        if kind.regional() {
                             p.push(Box::new(scope.region.clone().unwrap_or_default()));
                         }
                         p.push(Box::new(*at));
@@ -687,7 +678,7 @@ impl Store {
                 continue;
             };
             let mut p: Vec<Param> = vec![Box::new(scope.account_id.clone())];
-            if kind.regional {
+            if kind.regional() {
                 p.push(Box::new(scope.region.clone().unwrap_or_default()));
             }
             p.push(Box::new(*known as i64));
@@ -735,6 +726,7 @@ impl Store {
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         batch: &KindBatch<'_>,
+        links: &mut LinkWrites,
     ) -> Result<usize, StoreError> {
         let before: Vec<(u64, &ResourceChange)> = batch
             .entries
@@ -754,24 +746,29 @@ impl Store {
             .iter()
             .filter_map(|e| e.deleted_after)
             .collect();
-        Ok(self.delete_rows(tx, batch.kind, &before).await?
+        Ok(self
+            .delete_rows(tx, batch.kind, &before, &mut links.ended_before)
+            .await?
             + self
-                .upsert_rows(tx, batch.kind, &latest, first_seen)
+                .upsert_rows(tx, batch.kind, &latest, first_seen, links)
                 .await?
-            + self.delete_rows(tx, batch.kind, &after).await?)
+            + self
+                .delete_rows(tx, batch.kind, &after, &mut links.ended_after)
+                .await?)
     }
 
     /// Append the versions a kind's events make, in stream order, and end the
-    /// validity of the versions they supersede.
+    /// validity of the versions they supersede; returns what was written, for
+    /// the change log.
     async fn write_versions(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         kind: &'static KindDef,
         events: &[(u64, &ResourceChange)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Change>, StoreError> {
         let plan = plan_versions(events);
         if plan.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let sql = &self.kind_sql(kind).version;
         let (states, deletions): (Vec<&Planned>, Vec<&Planned>) =
@@ -815,7 +812,7 @@ impl Store {
             written.extend(tx.query(&stmt, &refs(&params)).await?);
         }
         // The first version written per resource ends the one stored before it.
-        let key_len = if kind.regional { 3 } else { 2 };
+        let key_len = if kind.regional() { 3 } else { 2 };
         let mut first: HashMap<Key, i64> = HashMap::new();
         for row in &written {
             let seq: i64 = row.get(key_len);
@@ -839,7 +836,26 @@ impl Store {
             let stmt = tx.prepare_cached(&sql.close).await?;
             tx.execute(&stmt, &refs(&params)).await?;
         }
-        Ok(())
+        Ok(written
+            .iter()
+            .map(|row| {
+                let (account_id, region, id) = row_key(kind, row);
+                let at = |i: usize| key_len + i;
+                Change {
+                    seq: row.get(at(0)),
+                    kind,
+                    account_id,
+                    region: kind.regional().then_some(region),
+                    id,
+                    change: row.get(at(1)),
+                    at: row.get(at(2)),
+                    scan_id: row.get(at(3)),
+                    request_id: row.get(at(4)),
+                    trace_id: row.get(at(5)),
+                    content_hash: row.get(at(6)),
+                }
+            })
+            .collect())
     }
 
     async fn upsert_rows(
@@ -848,6 +864,7 @@ impl Store {
         kind: &'static KindDef,
         ups: &[(u64, &ResourceChange)],
         first_seen: Vec<DateTime<Utc>>,
+        links: &mut LinkWrites,
     ) -> Result<usize, StoreError> {
         if ups.is_empty() {
             return Ok(0);
@@ -862,44 +879,38 @@ impl Store {
         let stmt = tx.prepare_cached(&sql.upsert).await?;
         let rows = tx.query(&stmt, &refs(&params)).await?;
         let applied = returned_keys(kind, &rows);
-        let applied: Vec<&(u64, &ResourceChange)> = ups
-            .iter()
-            .filter(|(_, c)| applied.contains(&key_of(c)))
-            .collect();
         // A row that is new has no links yet: only updated rows need theirs cleared
         // (on a bulk load or a rebuild, that is none).
-        let key_len = if kind.regional { 3 } else { 2 };
+        let key_len = if kind.regional() { 3 } else { 2 };
         let inserted: HashSet<Key> = rows
             .iter()
             .filter(|r| r.get::<_, bool>(key_len))
             .map(|r| row_key(kind, r))
             .collect();
-        let updated: Vec<&ResourceChange> = applied
-            .iter()
-            .map(|u| u.1)
-            .filter(|c| !inserted.contains(&key_of(c)))
-            .collect();
-        for (i, link) in sql.owned_links.iter().enumerate() {
-            if !updated.is_empty() {
-                let stmt = tx.prepare_cached(&link.clear).await?;
-                tx.execute(&stmt, &refs(&owner_params(updated.iter().copied())))
-                    .await?;
+        for (seq, c) in ups {
+            let key = key_of(c);
+            if !applied.contains(&key) {
+                continue;
             }
-            let declared: Vec<(u64, &ResourceChange, &String)> = applied
-                .iter()
-                .filter_map(|(seq, c)| Some((*seq, *c, &c.state.as_ref()?.0.links[i])))
-                .flat_map(|(seq, c, others)| others.iter().map(move |o| (seq, c, o)))
-                .collect();
-            if !declared.is_empty() {
-                let mut params = owner_params(declared.iter().map(|d| d.1));
-                params.push(Box::new(
-                    declared.iter().map(|d| d.2.clone()).collect::<Vec<_>>(),
-                ));
-                params.push(Box::new(
-                    declared.iter().map(|d| d.0 as i64).collect::<Vec<_>>(),
-                ));
-                let stmt = tx.prepare_cached(&link.insert).await?;
-                tx.execute(&stmt, &refs(&params)).await?;
+            let (account_id, region, owner) = key;
+            let state = &c.state.as_ref().expect("a state").0;
+            let row = |link: &LinkDef, other: String| LinkRow {
+                link: link.table,
+                owner_side: link.owner,
+                account_id: account_id.clone(),
+                region: region.clone(),
+                owner: owner.clone(),
+                other,
+                seq: *seq as i64,
+            };
+            let updated = !inserted.contains(&(account_id.clone(), region.clone(), owner.clone()));
+            for (link, others) in kind.links.iter().zip(&state.links) {
+                if updated {
+                    links.cleared.push(row(link, String::new()));
+                }
+                links
+                    .declared
+                    .extend(others.iter().map(|o| row(link, o.clone())));
             }
         }
         Ok(rows.len())
@@ -910,6 +921,7 @@ impl Store {
         tx: &deadpool_postgres::Transaction<'_>,
         kind: &'static KindDef,
         dels: &[(u64, &ResourceChange)],
+        ended: &mut Vec<LinkRow>,
     ) -> Result<usize, StoreError> {
         if dels.is_empty() {
             return Ok(0);
@@ -921,19 +933,22 @@ impl Store {
         let stmt = tx.prepare_cached(&sql.delete).await?;
         let rows = tx.query(&stmt, &refs(&params)).await?;
         let applied = returned_keys(kind, &rows);
-        let gone: Vec<(u64, &ResourceChange)> = dels
-            .iter()
-            .filter(|(_, c)| applied.contains(&key_of(c)))
-            .copied()
-            .collect();
-        if !gone.is_empty() {
-            let mut params = owner_params(gone.iter().map(|g| g.1));
-            params.push(Box::new(
-                gone.iter().map(|(s, _)| *s as i64).collect::<Vec<_>>(),
-            ));
-            for q in &sql.unlink {
-                let stmt = tx.prepare_cached(q).await?;
-                tx.execute(&stmt, &refs(&params)).await?;
+        // The links the deleted resources declared end with them.
+        for (seq, c) in dels {
+            let key = key_of(c);
+            if !applied.contains(&key) {
+                continue;
+            }
+            for link in kind.links {
+                ended.push(LinkRow {
+                    link: link.table,
+                    owner_side: link.owner,
+                    account_id: key.0.clone(),
+                    region: key.1.clone(),
+                    owner: key.2.clone(),
+                    other: String::new(),
+                    seq: *seq as i64,
+                });
             }
         }
         Ok(rows.len())

@@ -46,7 +46,7 @@ impl ResourceKey {
         let text = |c: &str| item.get(c).and_then(Value::as_str).map(str::to_owned);
         Some(ResourceKey {
             account_id: text("account_id")?,
-            region: if kind.regional {
+            region: if kind.regional() {
                 text("region")?
             } else {
                 String::new()
@@ -57,7 +57,7 @@ impl ResourceKey {
 
     fn params(&self, kind: &KindDef) -> Vec<&(dyn ToSql + Sync)> {
         let mut p: Vec<&(dyn ToSql + Sync)> = vec![&self.account_id];
-        if kind.regional {
+        if kind.regional() {
             p.push(&self.region);
         }
         p.push(&self.id);
@@ -165,8 +165,8 @@ impl Store {
         Ok(client.query_opt(&stmt, &params).await?.map(|r| r.get(0)))
     }
 
-    /// A page of the change feed: every version of the given kinds in stream
-    /// order, after a sequence, optionally narrowed.
+    /// A page of the change feed: every change of the given kinds in stream
+    /// order, after a sequence, optionally narrowed (from the change log).
     pub async fn changes(&self, q: &ChangesQuery) -> Result<Changes, StoreError> {
         if q.kinds.is_empty() {
             return Ok(Changes {
@@ -174,41 +174,12 @@ impl Store {
                 last_seq: None,
             });
         }
-        let branches: Vec<String> = q
-            .kinds
-            .iter()
-            .map(|k| {
-                let (region, region_pred) = if k.regional {
-                    ("t.region", "t.region = $4")
-                } else {
-                    ("NULL::text", "false")
-                };
-                format!(
-                    "(SELECT t.seq, jsonb_build_object('seq', t.seq, 'source', '{src}', 'kind', '{name}', \
-                     'account_id', t.account_id, 'region', {region}, 'id', t.{id}, 'change', t.change, \
-                     'at', t.valid_from, 'scan_id', t.scan_id, 'request_id', t.request_id, \
-                     'trace_id', t.trace_id, 'content_hash', t.content_hash)::text AS item \
-                     FROM {table}_version t WHERE t.seq > $1 \
-                     AND ($2::timestamptz IS NULL OR t.valid_from >= $2) \
-                     AND ($3::text IS NULL OR t.account_id = $3) \
-                     AND ($4::text IS NULL OR {region_pred}) \
-                     AND ($5::text IS NULL OR t.change = $5) \
-                     AND ($7::bigint IS NULL OR t.seq <= $7) ORDER BY t.seq LIMIT $6)",
-                    src = k.source,
-                    name = k.name,
-                    id = k.id_column,
-                    table = k.table,
-                )
-            })
-            .collect();
-        let sql = format!(
-            "SELECT item, seq FROM ({}) s ORDER BY seq, item LIMIT $6",
-            branches.join(" UNION ALL ")
-        );
+        let sources: Vec<&str> = q.kinds.iter().map(|k| k.source).collect();
+        let names: Vec<&str> = q.kinds.iter().map(|k| k.name).collect();
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&sql).await?;
+        let stmt = client.prepare_cached(CHANGES).await?;
         let run = |after: u64, until: Option<u64>, limit: usize| {
-            let (client, stmt) = (&client, &stmt);
+            let (client, stmt, sources, names) = (&client, &stmt, &sources, &names);
             async move {
                 let (after, until, limit) = (after as i64, until.map(|u| u as i64), limit as i64);
                 client
@@ -222,6 +193,8 @@ impl Store {
                             &q.change,
                             &limit,
                             &until,
+                            sources,
+                            names,
                         ],
                     )
                     .await
@@ -247,7 +220,70 @@ impl Store {
         }
         Ok(Changes { items, last_seq })
     }
+
+    /// Up to `limit` changes after position `after` of the change log, in
+    /// order: `(position, feed item)`. What the change notifier publishes.
+    pub async fn changes_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Box<RawValue>)>, StoreError> {
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(CHANGES_AFTER).await?;
+        let rows = client
+            .query(&stmt, &[&(after as i64), &(limit as i64)])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let item = RawValue::from_string(r.get(0))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok((r.get::<_, i64>(1) as u64, item))
+            })
+            .collect()
+    }
+
+    /// The position of the change log's last entry at or before event `seq`.
+    pub async fn change_position_at(&self, seq: u64) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(max(position), 0) FROM change_log WHERE seq <= $1",
+                &[&(seq as i64)],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
 }
+
+/// A change as the feed (and a notification's body) shows it.
+macro_rules! feed_item {
+    () => {
+        "jsonb_build_object('seq', seq, 'source', source, 'kind', kind, \
+         'account_id', account_id, 'region', region, 'id', id, 'change', change, 'at', at, \
+         'scan_id', scan_id, 'request_id', request_id, 'trace_id', trace_id, \
+         'content_hash', content_hash)::text"
+    };
+}
+
+/// A page of the feed: `$1` after seq, `$2` from instant, `$3` account, `$4`
+/// region, `$5` change, `$6` limit, `$7` up to seq, `$8`/`$9` (source, kind) pairs.
+const CHANGES: &str = concat!(
+    "SELECT ",
+    feed_item!(),
+    ", seq FROM change_log \
+     WHERE seq > $1 AND ($7::bigint IS NULL OR seq <= $7) \
+     AND ($2::timestamptz IS NULL OR at >= $2) \
+     AND (source, kind) IN (SELECT * FROM unnest($8::text[], $9::text[])) \
+     AND ($3::text IS NULL OR account_id = $3) AND ($4::text IS NULL OR region = $4) \
+     AND ($5::text IS NULL OR change = $5) ORDER BY seq, position LIMIT $6"
+);
+
+/// The notifier's page: `$1` after position, `$2` limit.
+const CHANGES_AFTER: &str = concat!(
+    "SELECT ",
+    feed_item!(),
+    ", position FROM change_log WHERE position > $1 ORDER BY position LIMIT $2"
+);
 
 /// What housekeeping removed from one kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -276,6 +312,26 @@ impl Store {
             .collect::<Vec<_>>()
             .join(" AND ");
         let t = kind.table;
+        // The change log forgets what the history forgets.
+        let returning = format!(
+            "{}, x.seq",
+            keys.iter()
+                .map(|k| format!("x.{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let logged = format!(
+            "c AS (DELETE FROM change_log l USING v WHERE l.source = '{}' AND l.kind = '{}' \
+             AND l.account_id = v.account_id AND l.id = v.{} AND l.seq = v.seq{})",
+            kind.source,
+            kind.name,
+            kind.id_column,
+            if kind.regional() {
+                " AND l.region = v.region"
+            } else {
+                ""
+            }
+        );
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let mut removed = Removed::default();
@@ -284,8 +340,8 @@ impl Store {
                 .query_one(
                     &format!(
                         "WITH gone AS (DELETE FROM {t} WHERE deleted_at < $1 RETURNING {cols}), \
-                         v AS (DELETE FROM {t}_version x USING gone g WHERE {join} RETURNING 1) \
-                         SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM v)"
+                         v AS (DELETE FROM {t}_version x USING gone g WHERE {join} RETURNING {returning}), \
+                         {logged} SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM v)"
                     ),
                     &[&cutoff],
                 )
@@ -294,12 +350,16 @@ impl Store {
             removed.versions += row.get::<_, i64>(1) as u64;
         }
         if let Some(cutoff) = versions_before {
-            removed.versions += tx
-                .execute(
-                    &format!("DELETE FROM {t}_version WHERE valid_to < $1"),
+            let row = tx
+                .query_one(
+                    &format!(
+                        "WITH v AS (DELETE FROM {t}_version x WHERE valid_to < $1 RETURNING {returning}), \
+                         {logged} SELECT count(*) FROM v"
+                    ),
                     &[&cutoff],
                 )
                 .await?;
+            removed.versions += row.get::<_, i64>(0) as u64;
         }
         tx.execute(
             "INSERT INTO retention_run (table_name, versions_cutoff, deleted_cutoff, versions, resources) \

@@ -13,7 +13,9 @@
 mod fold;
 mod history;
 mod query;
+pub mod schema;
 mod sql;
+mod writes;
 
 use std::collections::HashMap;
 
@@ -298,27 +300,31 @@ impl Store {
         Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
     }
 
-    /// The event sequence up to which `projection`'s change notifier has
-    /// published every change; `None` if it never recorded one.
+    /// The change log position up to which `projection`'s change notifier
+    /// has published every change; `None` if it never recorded one.
     pub async fn notified_up_to(&self, projection: &str) -> Result<Option<u64>, StoreError> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                "SELECT last_seq FROM change_notifier WHERE projection = $1",
+                "SELECT last_position FROM change_notifier WHERE projection = $1",
                 &[&projection],
             )
             .await?;
         Ok(row.map(|r| r.get::<_, i64>(0) as u64))
     }
 
-    /// Record that every change up to `seq` has been published.
-    pub async fn set_notified_up_to(&self, projection: &str, seq: u64) -> Result<(), StoreError> {
+    /// Record that every change up to log position `position` has been published.
+    pub async fn set_notified_up_to(
+        &self,
+        projection: &str,
+        position: u64,
+    ) -> Result<(), StoreError> {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO change_notifier (projection, last_seq) VALUES ($1, $2) \
-                 ON CONFLICT (projection) DO UPDATE SET last_seq = greatest(change_notifier.last_seq, EXCLUDED.last_seq), updated_at = now()",
-                &[&projection, &(seq as i64)],
+                "INSERT INTO change_notifier (projection, last_position) VALUES ($1, $2) \
+                 ON CONFLICT (projection) DO UPDATE SET last_position = greatest(change_notifier.last_position, EXCLUDED.last_position), updated_at = now()",
+                &[&projection, &(position as i64)],
             )
             .await?;
         Ok(())

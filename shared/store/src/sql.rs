@@ -20,16 +20,51 @@ pub(crate) struct KindSql {
     /// `account_id, [region,] known_from_seq`: the keys of the scope's live rows
     /// whose last event is older than what the collector knew (see the fold).
     pub ghosts: String,
-    /// Links this kind declares, in `KindDef::links` order.
-    pub owned_links: Vec<OwnedLinkSql>,
-    /// Arrays: key columns…, seq. Remove the links these resources declared
-    /// before their deletion. Links the other side declared stay (that side
-    /// publishes only changes and would never declare them again); queries hide
-    /// links to deleted resources.
-    pub unlink: Vec<String>,
     /// History (`<table>_version`), see [`VersionSql`].
     pub version: VersionSql,
 }
+
+/// What the version statements return about each version they write: its
+/// key, sequence and what the change log records of it.
+pub(crate) const VERSION_RETURNING: &str =
+    "t.seq, t.change, t.valid_from, t.scan_id, t.request_id, t.trace_id, t.content_hash";
+
+/// Statements on the one link table (`link`, partitioned by link name into
+/// the `l_…` tables), whatever the link: a batch writes every link type with
+/// these. Arrays: link, account_id, region, owner id (the declaring
+/// resource's), and, per statement, the rest.
+pub(crate) mod links {
+    /// Remove the links owners on the `a` / `b` side declared (a state that
+    /// replaces them follows).
+    pub const CLEAR_A: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+         AS u(link, account_id, region, owner) WHERE l.link = u.link AND l.account_id = u.account_id \
+         AND l.region = u.region AND l.a_id = u.owner";
+    pub const CLEAR_B: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
+         AS u(link, account_id, region, owner) WHERE l.link = u.link AND l.account_id = u.account_id \
+         AND l.region = u.region AND l.b_id = u.owner";
+    /// Arrays: link, account_id, region, a_id, b_id, seq.
+    pub const INSERT: &str = "INSERT INTO link (link, account_id, region, a_id, b_id, seq) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
+         ON CONFLICT DO NOTHING";
+    /// Arrays: link, account_id, region, owner id, seq: end the links deleted
+    /// resources declared before their deletion. Links the other side declared
+    /// stay (that side publishes only changes and would never declare them
+    /// again); queries hide links to deleted resources.
+    pub const UNLINK_A: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+         AS u(link, account_id, region, owner, seq) WHERE l.link = u.link AND l.account_id = u.account_id \
+         AND l.region = u.region AND l.a_id = u.owner AND l.seq < u.seq";
+    pub const UNLINK_B: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
+         AS u(link, account_id, region, owner, seq) WHERE l.link = u.link AND l.account_id = u.account_id \
+         AND l.region = u.region AND l.b_id = u.owner AND l.seq < u.seq";
+}
+
+/// Arrays: seq, source, kind, account_id, region (NULL for account-wide
+/// kinds), id, change, at, scan_id, request_id, trace_id, content_hash, in
+/// stream order: the change log of a batch, in one statement.
+pub(crate) const CHANGE_LOG_INSERT: &str = "INSERT INTO change_log \
+     (seq, source, kind, account_id, region, id, change, at, scan_id, request_id, trace_id, content_hash) \
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+     $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])";
 
 /// Statements that append versions. Only the first version a batch writes for a
 /// resource (`change` NULL) is compared with the stored history: same content as
@@ -93,7 +128,7 @@ impl VersionSql {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let returning = prefixed("t", keys) + ", t.seq";
+        let returning = prefixed("t", keys) + ", " + VERSION_RETURNING;
         let insert = format!(
             "INSERT INTO {v} AS t ({all}) \
              SELECT {u_state}, u.scan_id, u.seq, \
@@ -147,17 +182,10 @@ impl VersionSql {
     }
 }
 
-pub(crate) struct OwnedLinkSql {
-    /// Arrays: account_id, region, owner_id.
-    pub clear: String,
-    /// Arrays: account_id, region, owner_id, other_id, seq.
-    pub insert: String,
-}
-
 /// Columns of the natural key, in order.
 pub(crate) fn key_columns(kind: &KindDef) -> Vec<&'static str> {
     let mut cols = vec!["account_id"];
-    if kind.regional {
+    if kind.regional() {
         cols.push("region");
     }
     cols.push(kind.id_column);
@@ -235,7 +263,7 @@ impl KindSql {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
-        let (scope_pred, ts) = if kind.regional {
+        let (scope_pred, ts) = if kind.regional() {
             ("account_id = $1 AND region = $2", 3)
         } else {
             ("account_id = $1", 2)
@@ -250,59 +278,11 @@ impl KindSql {
             "SELECT {} FROM {table} WHERE {scope_pred} AND deleted_at IS NULL AND seq < ${ts}",
             keys.join(", ")
         );
-        let owned_links = kind
-            .links
-            .iter()
-            .map(|l| {
-                let owner = l.owner_column();
-                let other = l.other_column();
-                OwnedLinkSql {
-                    clear: format!(
-                        "DELETE FROM {} AS l USING {} WHERE {}",
-                        l.table,
-                        unnest(&[("account_id", "text"), ("region", "text"), (owner, "text")]),
-                        join_on("l", &["account_id", "region", owner]),
-                    ),
-                    insert: format!(
-                        "INSERT INTO {} (account_id, region, {owner}, {other}, seq) \
-                         SELECT account_id, region, {owner}, {other}, seq FROM {} ON CONFLICT DO NOTHING",
-                        l.table,
-                        unnest(&[
-                            ("account_id", "text"),
-                            ("region", "text"),
-                            (owner, "text"),
-                            (other, "text"),
-                            ("seq", "bigint"),
-                        ]),
-                    ),
-                }
-            })
-            .collect();
-        let unlink = kind
-            .links
-            .iter()
-            .map(|l| {
-                let owner = l.owner_column();
-                format!(
-                    "DELETE FROM {} AS l USING {} WHERE {} AND l.seq < u.seq",
-                    l.table,
-                    unnest(&[
-                        ("account_id", "text"),
-                        ("region", "text"),
-                        (owner, "text"),
-                        ("seq", "bigint"),
-                    ]),
-                    join_on("l", &["account_id", "region", owner]),
-                )
-            })
-            .collect();
         KindSql {
             upsert,
             delete,
             touch_scope,
             ghosts,
-            owned_links,
-            unlink,
             version: VersionSql::new(kind, &keys),
         }
     }
@@ -340,31 +320,23 @@ mod tests {
     }
 
     #[test]
-    fn links_are_written_and_ended_by_their_owner() {
-        let instance = kind_by_name("aws", "instance").unwrap();
-        let s = KindSql::new(instance);
-        assert_eq!(s.owned_links.len(), instance.links.len());
-        assert!(s.owned_links[0].insert.starts_with(
-            "INSERT INTO l_aws_vpc_to_instance (account_id, region, instance_id, vpc_id, seq)"
-        ));
-        assert!(s.owned_links[1].insert.starts_with(
-            "INSERT INTO l_aws_instance_to_subnet (account_id, region, instance_id, subnet_id, seq)"
-        ));
-        assert_eq!(
-            s.unlink.len(),
-            instance.links.len(),
-            "an instance's deletion ends the links it declared"
+    fn every_link_type_is_written_with_the_same_statements() {
+        for sql in [
+            links::CLEAR_A,
+            links::CLEAR_B,
+            links::UNLINK_A,
+            links::UNLINK_B,
+        ] {
+            assert!(sql.starts_with("DELETE FROM link l USING unnest("), "{sql}");
+            assert!(sql.contains("l.link = u.link"), "{sql}");
+        }
+        assert!(
+            links::UNLINK_A.contains("l.seq < u.seq")
+                && links::UNLINK_A.contains("l.a_id = u.owner")
         );
-        assert!(s.unlink[1].starts_with("DELETE FROM l_aws_instance_to_subnet"));
-        assert!(s.unlink[1].contains("l.seq < u.seq"));
-        let subnet = KindSql::new(kind_by_name("aws", "subnet").unwrap());
-        assert_eq!(
-            subnet.unlink.len(),
-            2,
-            "vpc→subnet and subnet→zone only: instance→subnet is the instance's"
-        );
-        let region = KindSql::new(kind_by_name("aws", "region").unwrap());
-        assert!(region.unlink.is_empty(), "a region declares no links");
+        assert!(links::UNLINK_B.contains("l.b_id = u.owner"));
+        assert!(links::INSERT.contains("$6::bigint[]") && !links::INSERT.contains("$7"));
+        assert!(CHANGE_LOG_INSERT.contains("$12::text[]") && !CHANGE_LOG_INSERT.contains("$13"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use aws_sdk_ec2::config::{Credentials, SharedCredentialsProvider};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 
-use crate::CollectError;
+use inventory_collector::CollectError;
 
 /// How to obtain one named credential.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
