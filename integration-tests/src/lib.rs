@@ -26,6 +26,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+pub mod ganeti;
 pub mod synthetic;
 
 fn env(name: &str) -> String {

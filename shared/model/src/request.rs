@@ -132,7 +132,15 @@ mod tests {
 
     #[test]
     fn kinds_resolve() {
-        assert_eq!(resolve_kinds("aws", "all").unwrap().len(), KINDS.len());
+        let aws = KINDS.iter().filter(|k| k.source == "aws").count();
+        assert_eq!(resolve_kinds("aws", "all").unwrap().len(), aws);
+        assert!(
+            resolve_kinds("ganeti", "all")
+                .unwrap()
+                .iter()
+                .all(|k| k.source == "ganeti")
+        );
+        assert_eq!(resolve_kinds("all", "instances").unwrap().len(), 2);
         assert_eq!(resolve_kinds("aws", "vpcs").unwrap()[0].name, "vpc");
         assert!(matches!(
             resolve_kinds("aws", "vpc"),

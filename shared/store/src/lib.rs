@@ -39,7 +39,7 @@ pub enum StoreError {
     Config(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    #[error("database error: {0}")]
+    #[error("database error: {}", db_message(.0))]
     Database(#[from] tokio_postgres::Error),
     #[error("migration failed: {0}")]
     Migration(String),
@@ -55,6 +55,14 @@ pub enum StoreError {
     /// unapplied: nothing was written; fetch again from the checkpoint.
     #[error("batch starts at sequence {first} but the projection is at {checkpoint}")]
     Gap { checkpoint: u64, first: u64 },
+}
+
+/// What PostgreSQL said (`db error` alone says nothing).
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
 }
 
 impl StoreError {

@@ -9,7 +9,10 @@ use inventory_model::KindDef;
 
 /// Every provider, in the order their accounts are collected.
 pub fn providers() -> Vec<Arc<dyn Provider>> {
-    vec![Arc::new(inventory_source_aws::Aws)]
+    vec![
+        Arc::new(inventory_source_aws::Aws),
+        Arc::new(inventory_source_ganeti::Ganeti),
+    ]
 }
 
 /// The provider of that name.

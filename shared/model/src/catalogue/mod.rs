@@ -5,6 +5,7 @@
 
 pub mod aws;
 mod docs;
+pub mod ganeti;
 
 use std::sync::LazyLock;
 
@@ -14,7 +15,7 @@ pub use docs::markdown;
 
 /// Every kind of every source, in collection order per source.
 pub static KINDS: LazyLock<Vec<&'static KindDef>> =
-    LazyLock::new(|| aws::KINDS.to_vec());
+    LazyLock::new(|| aws::KINDS.iter().chain(ganeti::KINDS).copied().collect());
 
 /// Every source that has kinds.
 pub fn sources() -> Vec<&'static str> {
@@ -126,7 +127,15 @@ mod tests {
             "l_aws_instance_to_region"
         );
         assert!(link_between(k("region"), k("subnet")).is_none());
-        assert_eq!(sources(), ["aws"]);
+        assert_eq!(sources(), ["aws", "ganeti"]);
+        // Two sources may have kinds of one name, and links between them.
+        let g = |n| kind_by_name("ganeti", n).unwrap();
+        assert_eq!(g("instance").plural, k("instance").plural);
+        assert!(link_between(g("instance"), k("subnet")).is_none());
+        assert_eq!(
+            link_between(g("node"), g("instance")).unwrap().table,
+            "l_ganeti_instance_to_node"
+        );
     }
 
     #[test]
