@@ -2,7 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`.
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use inventory_bus::{BusError, TaskOpError};
+use inventory_bus::{BusError, BusErrorKind, TaskOpError};
 use inventory_store::StoreError;
 use serde_json::{Value, json};
 
@@ -72,8 +72,16 @@ impl From<StoreError> for ApiError {
 }
 
 impl From<BusError> for ApiError {
+    /// NATS away or busy is a 503 (a client may retry), a request nobody
+    /// answered in time a 504; a bad definition or a record that breaks the
+    /// contract is a bug of ours, a 500.
     fn from(e: BusError) -> ApiError {
-        ApiError::Unavailable(format!("nats unavailable: {e}"))
+        match e.kind() {
+            BusErrorKind::Timeout => ApiError::Timeout(e.to_string()),
+            BusErrorKind::Definition | BusErrorKind::Invalid => ApiError::Internal(e.to_string()),
+            BusErrorKind::NoResponders => ApiError::Unavailable(e.to_string()),
+            _ => ApiError::Unavailable(format!("nats unavailable: {e}")),
+        }
     }
 }
 
@@ -122,5 +130,36 @@ impl ResponseError for ApiError {
             _ => {}
         }
         HttpResponse::build(self.status_code()).json(json!({ "error": error }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_failures_are_not_all_unavailable() {
+        let status = |kind| ApiError::from(BusError::bare(kind, "x")).status_code();
+        assert_eq!(
+            status(BusErrorKind::Connect),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(BusErrorKind::Publish),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(BusErrorKind::NoResponders),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(status(BusErrorKind::Timeout), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            status(BusErrorKind::Invalid),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(BusErrorKind::Definition),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

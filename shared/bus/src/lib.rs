@@ -10,6 +10,7 @@
 //! idempotently. A subject prefix (default `inventory`) namespaces every subject,
 //! stream and bucket, so several deployments or test runs share one server.
 
+mod error;
 mod names;
 mod state;
 mod tasks;
@@ -25,6 +26,7 @@ use futures::{StreamExt, TryStreamExt, future};
 use inventory_model::subject::untoken;
 use inventory_model::{CollectRequest, Envelope};
 
+pub use error::{BusError, BusErrorKind};
 pub use names::Names;
 pub use state::PublishedState;
 pub use tasks::{Intake, Submitted, TaskDelivery, TaskOpError, TaskQueue};
@@ -43,28 +45,6 @@ pub const HEADER_EVENT_SEQ: &str = "Inventory-Event-Seq";
 pub const HEADER_CHANGE_POSITION: &str = "Inventory-Change-Position";
 /// W3C trace context of the operation that caused the event.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
-
-/// What went wrong talking to NATS. The kind tells callers whether to retry.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Connect {
-        url: String,
-        source: async_nats::ConnectError,
-    },
-    #[error("invalid jetstream definition {name}: {reason}")]
-    Definition { name: String, reason: String },
-    #[error("jetstream setup of {name} failed: {reason}")]
-    Setup { name: String, reason: String },
-    #[error("publish to {subject} failed: {reason}")]
-    Publish { subject: String, reason: String },
-    #[error("consuming from {name} failed: {reason}")]
-    Consume { name: String, reason: String },
-    #[error("request to {subject} failed: {reason}")]
-    Request { subject: String, reason: String },
-    #[error("no collector is subscribed to {subject}")]
-    NoResponders { subject: String },
-}
 
 /// A connection to NATS with JetStream and the names of one deployment.
 #[derive(Clone)]
@@ -126,10 +106,8 @@ impl Bus {
     /// [`Bus::connect`], failing at once (within the given time) if the
     /// server cannot be reached.
     pub async fn connect_with(url: &str, prefix: &str, reach: Reach) -> Result<Bus, BusError> {
-        let names = Names::new(prefix).map_err(|reason| BusError::Definition {
-            name: "subject prefix".into(),
-            reason,
-        })?;
+        let names = Names::new(prefix)
+            .map_err(|reason| BusError::new(BusErrorKind::Definition, "subject prefix", reason))?;
         let options = async_nats::ConnectOptions::new().name("inventory");
         let options = match reach {
             Reach::Retry => options.retry_on_initial_connect(),
@@ -138,10 +116,7 @@ impl Bus {
         let client = options
             .connect(url)
             .await
-            .map_err(|source| BusError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
+            .map_err(|source| BusError::new(BusErrorKind::Connect, url, source))?;
         let js = jetstream::ContextBuilder::new()
             .timeout(Duration::from_secs(10))
             .max_ack_inflight(4096)
@@ -302,7 +277,7 @@ impl Bus {
             .get(HEADER_CHANGE_POSITION)
             .and_then(|v| v.as_str().parse().ok())
             .map(LastChange::At)
-            .ok_or_else(|| consume_error(&name, "the last change notification has no position"))
+            .ok_or_else(|| invalid(&name, "the last change notification has no position"))
     }
 
     /// Publish raw bytes on a subject of the event stream (tools and tests that
@@ -344,14 +319,14 @@ impl Bus {
     /// Number of messages currently in the event stream on subjects matching `filter`.
     pub async fn count_events(&self, filter: &str) -> Result<u64, BusError> {
         let stream = self.events_stream().await?;
-        let err = |e: &dyn std::fmt::Display| consume_error(&stream.cached_info().config.name, e);
+        let name = stream.cached_info().config.name.clone();
         let counts: Vec<(String, usize)> = stream
             .info_with_subjects(filter)
             .await
-            .map_err(|e| err(&e))?
+            .map_err(|e| consume_error(&name, e))?
             .try_collect()
             .await
-            .map_err(|e| err(&e))?;
+            .map_err(|e| consume_error(&name, e))?;
         Ok(counts.into_iter().map(|(_, n)| n as u64).sum())
     }
 
@@ -425,10 +400,7 @@ impl Bus {
             .js
             .get_stream(&name)
             .await
-            .map_err(|e| BusError::Setup {
-                name: name.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| BusError::new(BusErrorKind::Setup, &name, e))?;
         topology::delete_consumer(&stream, durable).await
     }
 
@@ -440,10 +412,7 @@ impl Bus {
             .client
             .queue_subscribe(subject.clone(), queue_group.to_owned())
             .await
-            .map_err(|e| BusError::Consume {
-                name: subject,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| consume_error(&subject, e))?;
         Ok(CollectInbox {
             sub,
             client: self.client.clone(),
@@ -465,7 +434,7 @@ impl Bus {
         let subject = self.names.collect_subject(source, kind);
         let body = serde_json::to_vec(request).expect("a request always serializes");
         match self.request_raw(&subject, body, id).await {
-            Err(BusError::NoResponders { .. }) => {
+            Err(e) if e.kind() == BusErrorKind::NoResponders => {
                 tracing::warn!(
                     subject,
                     "no collector is running; the request is queued for the next one"
@@ -487,10 +456,7 @@ impl Bus {
         body: Vec<u8>,
         id: Option<&str>,
     ) -> Result<serde_json::Value, BusError> {
-        let err = |reason: String| BusError::Request {
-            subject: subject.to_owned(),
-            reason,
-        };
+        let err = |kind, reason: error::Source| BusError::new(kind, subject, reason);
         let mut headers = HeaderMap::new();
         if let Some(id) = id {
             headers.insert(header::NATS_MESSAGE_ID, id);
@@ -501,14 +467,14 @@ impl Bus {
                 .request_with_headers(subject.to_owned(), headers, body.into()),
         )
         .await
-        .map_err(|_| err("no reply within 10s (is a collector running?)".into()))?
+        .map_err(|_| err(BusErrorKind::Timeout, "no reply within 10s".into()))?
         .map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::NoResponders => BusError::NoResponders {
-                subject: subject.to_owned(),
-            },
-            _ => err(e.to_string()),
+            async_nats::RequestErrorKind::NoResponders => {
+                BusError::bare(BusErrorKind::NoResponders, subject)
+            }
+            _ => err(BusErrorKind::Request, e.into()),
         })?;
-        serde_json::from_slice(&reply.payload).map_err(|e| err(format!("reply is not json: {e}")))
+        serde_json::from_slice(&reply.payload).map_err(|e| invalid(subject, e))
     }
 
     /// Make sure every stream, consumer template and bucket from `nats/` exists
@@ -523,11 +489,13 @@ impl Bus {
     }
 }
 
-pub(crate) fn consume_error(name: &str, e: impl std::fmt::Display) -> BusError {
-    BusError::Consume {
-        name: name.to_owned(),
-        reason: e.to_string(),
-    }
+pub(crate) fn consume_error(name: &str, e: impl Into<error::Source>) -> BusError {
+    BusError::new(BusErrorKind::Consume, name, e)
+}
+
+/// A record or message that is not what it must be.
+pub(crate) fn invalid(name: &str, e: impl Into<error::Source>) -> BusError {
+    BusError::new(BusErrorKind::Invalid, name, e)
 }
 
 fn header_pairs(headers: Option<&HeaderMap>) -> Vec<(String, String)> {
@@ -554,11 +522,8 @@ async fn acks(
     .await
 }
 
-fn publish_error(subject: &str, e: impl std::fmt::Display) -> BusError {
-    BusError::Publish {
-        subject: subject.to_owned(),
-        reason: e.to_string(),
-    }
+fn publish_error(subject: &str, e: impl Into<error::Source>) -> BusError {
+    BusError::new(BusErrorKind::Publish, subject, e)
 }
 
 /// A durable pull consumer on the event stream.
@@ -578,10 +543,7 @@ pub struct Delivery {
 impl EventConsumer {
     /// Fetch up to `max` messages, waiting at most `expires` for the first.
     pub async fn fetch(&self, max: usize, expires: Duration) -> Result<Vec<Delivery>, BusError> {
-        let err = |reason: String| BusError::Consume {
-            name: self.name.clone(),
-            reason,
-        };
+        let err = |e: error::Source| consume_error(&self.name, e);
         let mut batch = self
             .consumer
             .fetch()
@@ -589,14 +551,11 @@ impl EventConsumer {
             .expires(expires)
             .messages()
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(e.into()))?;
         let mut out = Vec::with_capacity(max);
         while let Some(msg) = batch.next().await {
-            let message = msg.map_err(|e| err(e.to_string()))?;
-            let seq = message
-                .info()
-                .map_err(|e| err(e.to_string()))?
-                .stream_sequence;
+            let message = msg.map_err(|e| err(e.into()))?;
+            let seq = message.info().map_err(|e| err(e))?.stream_sequence;
             out.push(Delivery {
                 seq,
                 subject: message.subject.to_string(),
@@ -611,10 +570,10 @@ impl EventConsumer {
 impl Delivery {
     /// Acknowledge this message and (the consumer acks "all") every earlier one.
     pub async fn ack(&self) -> Result<(), BusError> {
-        self.message.ack().await.map_err(|e| BusError::Consume {
-            name: self.subject.clone(),
-            reason: e.to_string(),
-        })
+        self.message
+            .ack()
+            .await
+            .map_err(|e| consume_error(&self.subject, e))
     }
 
     /// Ask for redelivery after `delay` (transient failure).
@@ -622,10 +581,7 @@ impl Delivery {
         self.message
             .ack_with(jetstream::AckKind::Nak(Some(delay)))
             .await
-            .map_err(|e| BusError::Consume {
-                name: self.subject.clone(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| consume_error(&self.subject, e))
     }
 
     /// All headers as (name, value) pairs, for dead-letter records.

@@ -92,7 +92,7 @@ pub(crate) struct Buckets {
     schedules: kv::Store,
 }
 
-fn kv_error(bucket: &str, e: impl std::fmt::Display) -> BusError {
+fn kv_error(bucket: &str, e: impl Into<crate::error::Source>) -> BusError {
     consume_error(bucket, e)
 }
 
@@ -102,7 +102,7 @@ fn decode<T: serde::de::DeserializeOwned>(
     value: &[u8],
 ) -> Result<T, BusError> {
     serde_json::from_slice(value)
-        .map_err(|e| kv_error(bucket, format!("record {key} is not valid: {e}")))
+        .map_err(|e| crate::invalid(&format!("record {key} of {bucket}"), e))
 }
 
 /// Every key of a bucket.
@@ -617,7 +617,7 @@ impl TaskQueue {
 }
 
 impl TaskDelivery {
-    fn error(&self, e: impl std::fmt::Display) -> BusError {
+    fn error(&self, e: impl Into<crate::error::Source>) -> BusError {
         consume_error(&self.message.subject, e)
     }
 

@@ -8,7 +8,7 @@ use async_nats::jetstream::{
 };
 use serde::Deserialize;
 
-use crate::{BusError, Names};
+use crate::{BusError, BusErrorKind, Names};
 
 const EVENTS_STREAM: &str = include_str!("../../../nats/streams/events.json");
 const CHANGES_STREAM: &str = include_str!("../../../nats/streams/changes.json");
@@ -38,17 +38,11 @@ struct ConsumerFile {
 }
 
 fn definition<T: for<'de> Deserialize<'de>>(name: &str, json: &str) -> Result<T, BusError> {
-    serde_json::from_str(json).map_err(|e| BusError::Definition {
-        name: name.to_owned(),
-        reason: e.to_string(),
-    })
+    serde_json::from_str(json).map_err(|e| BusError::new(BusErrorKind::Definition, name, e))
 }
 
-fn setup(name: &str, e: impl std::fmt::Display) -> BusError {
-    BusError::Setup {
-        name: name.to_owned(),
-        reason: e.to_string(),
-    }
+fn setup(name: &str, e: impl Into<crate::error::Source>) -> BusError {
+    BusError::new(BusErrorKind::Setup, name, e)
 }
 
 /// A stream definition from `nats/` under this deployment's names.

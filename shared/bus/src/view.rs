@@ -87,13 +87,22 @@ async fn watch_once(
     changes: &watch::Sender<u64>,
     synced: &mut Option<tokio::sync::oneshot::Sender<Result<(), BusError>>>,
 ) -> Result<(), BusError> {
-    let err = |e: &dyn std::fmt::Display| consume_error(&kv.name, e);
-    let mut watch = kv.watch_with_history(">").await.map_err(|e| err(&e))?;
+    let err = |e: crate::error::Source| consume_error(&kv.name, e);
+    let mut watch = kv
+        .watch_with_history(">")
+        .await
+        .map_err(|e| err(e.into()))?;
     // A new watch delivers the bucket anew: what it no longer holds is gone.
     let mut fresh: HashMap<String, Task> = HashMap::new();
     // Known once the watch exists: an empty bucket sends no first entry.
     let mut stream = kv.stream.clone();
-    let empty = stream.info().await.map_err(|e| err(&e))?.state.messages == 0;
+    let empty = stream
+        .info()
+        .await
+        .map_err(|e| err(e.into()))?
+        .state
+        .messages
+        == 0;
     let mut current = empty;
     if current {
         replace(tasks, changes, std::mem::take(&mut fresh));
@@ -102,7 +111,7 @@ async fn watch_once(
         }
     }
     while let Some(entry) = watch.next().await {
-        let entry = entry.map_err(|e| err(&e))?;
+        let entry = entry.map_err(|e| err(e.into()))?;
         let value = match entry.operation {
             kv::Operation::Put => match serde_json::from_slice::<Task>(&entry.value) {
                 Ok(task) => Some(task),
