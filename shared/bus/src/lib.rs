@@ -554,8 +554,8 @@ impl EventConsumer {
             .map_err(|e| err(e.into()))?;
         let mut out = Vec::with_capacity(max);
         while let Some(msg) = batch.next().await {
-            let message = msg.map_err(|e| err(e.into()))?;
-            let seq = message.info().map_err(|e| err(e))?.stream_sequence;
+            let message = msg.map_err(&err)?;
+            let seq = message.info().map_err(&err)?.stream_sequence;
             out.push(Delivery {
                 seq,
                 subject: message.subject.to_string(),
