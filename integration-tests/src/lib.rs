@@ -213,7 +213,7 @@ impl TestEnv {
     pub fn api(&self) -> Api {
         let server = ApiServer::start(
             "127.0.0.1:0",
-            ApiState::new(self.store.clone(), Some(self.bus.clone())),
+            ApiState::new(self.store.reader(), Some(self.bus.clone())),
             1,
         )
         .expect("api");

@@ -128,7 +128,7 @@ async fn collector(
 }
 
 async fn collect(c: &Collector, request_id: &str) -> CollectionReport {
-    c.collect("aws", "all", &CollectRequest::default(), request_id)
+    c.collect(&CollectRequest::of("aws", "all"), request_id)
         .await
         .expect("collection")
 }
@@ -1094,7 +1094,7 @@ async fn bad_credentials_fail_fast_clearly_and_delete_nothing() {
     let failed: BTreeMap<&str, (&str, &str)> = first
         .accounts_failed
         .iter()
-        .map(|f| (f.account.as_str(), (f.code, f.error.as_str())))
+        .map(|f| (f.account.as_str(), (f.code.as_str(), f.error.as_str())))
         .collect();
     assert_eq!(failed.len(), 2, "{first:#?}");
     let (code, error) = failed["999999999999"];

@@ -154,7 +154,7 @@ async fn moto_instances(ec2: &aws_sdk_ec2::Client) -> Vec<(String, String, Strin
 
 async fn collect_ok(c: &inventory_collector::Collector) -> inventory_collector::CollectionReport {
     let report = c
-        .collect("aws", "all", &CollectRequest::default(), "test-request")
+        .collect(&CollectRequest::of("aws", "all"), "test-request")
         .await
         .expect("collection");
     assert_eq!(report.failed(), 0, "failed scans: {report:?}");
@@ -393,7 +393,7 @@ async fn deletions_need_a_completed_scan_and_survive_a_failed_one() {
 
     proxy.set_failing(true);
     let failed = collector
-        .collect("aws", "all", &CollectRequest::default(), "failing")
+        .collect(&CollectRequest::of("aws", "all"), "failing")
         .await
         .unwrap();
     assert_eq!(
@@ -759,11 +759,11 @@ async fn collection_requests_over_nats() {
 
     let request = CollectRequest {
         regions: vec!["us-east-1".into()],
-        ..Default::default()
+        ..CollectRequest::of("aws", "vpcs")
     };
     let reply = env
         .bus
-        .request_collection("aws", "vpcs", &request, Some("vpcs-once"))
+        .request_collection(&request, Some("vpcs-once"))
         .await
         .unwrap();
     assert_eq!(reply["request_id"], "vpcs-once", "{reply}");
@@ -771,7 +771,7 @@ async fn collection_requests_over_nats() {
     // The same request id again is the same task: it runs once.
     let again = env
         .bus
-        .request_collection("aws", "vpcs", &request, Some("vpcs-once"))
+        .request_collection(&request, Some("vpcs-once"))
         .await
         .unwrap();
     assert_eq!(again["duplicate"], true, "{again}");
@@ -795,7 +795,7 @@ async fn collection_requests_over_nats() {
     assert_eq!(dead.error.unwrap().code, "malformed_request");
     let unknown = env
         .bus
-        .request_collection("aws", "teapots", &CollectRequest::default(), None)
+        .request_collection(&CollectRequest::of("aws", "teapots"), None)
         .await
         .unwrap();
     assert_eq!(unknown["error"]["code"], "unknown_kind", "{unknown}");
@@ -803,11 +803,9 @@ async fn collection_requests_over_nats() {
     let other = env
         .bus
         .request_collection(
-            "aws",
-            "all",
             &CollectRequest {
                 accounts: vec!["999999999999".into()],
-                ..Default::default()
+                ..CollectRequest::of("aws", "all")
             },
             None,
         )
@@ -960,7 +958,7 @@ async fn readiness_fails_when_postgres_is_unreachable() {
     );
     let server = inventory_api::ApiServer::start(
         "127.0.0.1:0",
-        inventory_api::ApiState::new(Store::connect(&unreachable, 1).unwrap(), None),
+        inventory_api::ApiState::new(Store::connect(&unreachable, 1).unwrap().reader(), None),
         1,
     )
     .unwrap();

@@ -259,9 +259,7 @@ fn listed_collector(env: &TestEnv, source: ListedSource) -> Collector {
 
 async fn collect(c: &Collector, kind: &str) -> inventory_collector::CollectionReport {
     c.collect(
-        "aws",
-        kind,
-        &CollectRequest::default(),
+        &CollectRequest::of("aws", kind),
         &uuid::Uuid::now_v7().to_string(),
     )
     .await
@@ -674,11 +672,9 @@ async fn a_request_for_an_unknown_region_is_refused_at_intake_and_never_retried(
     let reply = env
         .bus
         .request_collection(
-            "aws",
-            "vpcs",
             &CollectRequest {
                 regions: vec!["eu-west-1".into(), "mars-1".into()],
-                ..Default::default()
+                ..CollectRequest::of("aws", "vpcs")
             },
             None,
         )

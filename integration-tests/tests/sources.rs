@@ -65,9 +65,7 @@ fn both(env: &TestEnv, moto: &Moto, clusters: Vec<ClusterSpec>) -> Collector {
 
 async fn collect(c: &Collector, source: &str, kind: &str) -> inventory_collector::CollectionReport {
     c.collect(
-        source,
-        kind,
-        &CollectRequest::default(),
+        &CollectRequest::of(source, kind),
         &uuid::Uuid::now_v7().to_string(),
     )
     .await
@@ -324,9 +322,7 @@ async fn a_clusters_denied_credentials_and_outages_are_told_apart() {
     let reply = env
         .bus
         .request_collection(
-            "ganeti",
-            "instances",
-            &CollectRequest::default(),
+            &CollectRequest::of("ganeti", "instances"),
             Some("denied-cluster"),
         )
         .await

@@ -14,8 +14,8 @@ use inventory_integration_tests::{
     wait_for_state, wait_for_task,
 };
 use inventory_model::{
-    CollectRequest, Envelope, EventType, Priority, SCHEMA_VERSION, ScheduleDef, ScheduleRequest,
-    Scope, Task, TaskFilter, TaskState, content_hash,
+    CollectRequest, Envelope, EventType, Priority, SCHEMA_VERSION, ScheduleDef, Scope, Task,
+    TaskFilter, TaskState, content_hash,
 };
 use inventory_source_aws::AwsSource;
 use serde_json::json;
@@ -27,7 +27,7 @@ const REGION: &str = "us-east-1";
 /// A collector instance of its own (own NATS connection) on `endpoint`.
 struct Instance {
     token: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), inventory_collector::RunError>>,
     worker: String,
 }
 
@@ -129,12 +129,7 @@ async fn three_instances_fire_each_schedule_once_per_period() {
     let moto = Moto::start().await;
     let def = ScheduleDef {
         name: "regions-2s".into(),
-        request: ScheduleRequest {
-            source: "aws".into(),
-            kind: "regions".into(),
-            accounts: vec![],
-            regions: vec![],
-        },
+        request: CollectRequest::of("aws", "regions"),
         every: Some("2s".into()),
         cron: None,
         priority: Priority::Normal,
@@ -563,7 +558,7 @@ async fn rest_control_plane_and_reads_after_a_task() {
     // A sequence the projection never reaches: 504 after the read wait.
     let impatient = inventory_api::ApiServer::start(
         "127.0.0.1:0",
-        inventory_api::ApiState::new(env.store.clone(), Some(env.bus.clone()))
+        inventory_api::ApiState::new(env.store.reader(), Some(env.bus.clone()))
             .with_read_wait(Duration::from_millis(500)),
         1,
     )

@@ -65,6 +65,24 @@ fn packages() -> BTreeMap<String, Package> {
         .collect()
 }
 
+/// Every Rust file under a package's `src/`, with its text.
+fn sources_of(p: &Package) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![p.dir.join("src")];
+    while let Some(d) = stack.pop() {
+        for f in std::fs::read_dir(&d).into_iter().flatten() {
+            let path = f.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path, text));
+            }
+        }
+    }
+    out
+}
+
 fn users_of(packages: &BTreeMap<String, Package>, dep: &str) -> Vec<String> {
     packages
         .iter()
@@ -89,6 +107,33 @@ fn only_the_store_holds_sql() {
 #[test]
 fn only_the_api_knows_http_types() {
     assert_eq!(users_of(&packages(), "actix-web"), ["inventory-api"]);
+}
+
+/// The API reads through `ReadStore`, which has no writes: it never names
+/// the writer handle (`Store`), so it cannot apply a batch, migrate or drop a
+/// schema.
+#[test]
+fn the_api_gets_a_read_only_store() {
+    let packages = packages();
+    for (path, text) in sources_of(&packages["inventory-api"]) {
+        for (at, _) in text.match_indices("Store") {
+            let before = text[..at].chars().next_back();
+            let after = text[at + 5..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            assert!(
+                word(before) || word(after),
+                "{} names the store's writer handle",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Libraries return error types callers can match on; `anyhow` (errors
+/// with context, for people) is for the binary's edges.
+#[test]
+fn libraries_return_their_own_errors() {
+    assert_eq!(users_of(&packages(), "anyhow"), ["inventory-cli"]);
 }
 
 #[test]
@@ -153,21 +198,12 @@ fn the_sql_inlining_helper_is_only_for_benchmarks() {
             !manifest.contains("\"bench\"") || name == "inventory-store",
             "{name} turns on the bench feature"
         );
-        let mut stack = vec![p.dir.join("src")];
-        while let Some(d) = stack.pop() {
-            for f in std::fs::read_dir(&d).into_iter().flatten() {
-                let path = f.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if !path.ends_with("query.rs") {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    assert!(
-                        !text.contains("list_sql_inlined"),
-                        "{} uses the benchmark helper",
-                        path.display()
-                    );
-                }
-            }
+        for (path, text) in sources_of(p) {
+            assert!(
+                path.ends_with("query.rs") || !text.contains("list_sql_inlined"),
+                "{} uses the benchmark helper",
+                path.display()
+            );
         }
     }
     let store = std::fs::read_to_string(root().join("shared/store/src/query.rs")).unwrap();

@@ -286,7 +286,7 @@ async fn collector_child(mode: &str, n: usize, prefix: &str) -> anyhow::Result<(
     let collector = Collector::new(bus.clone(), source, settings);
     let t = Instant::now();
     let report = collector
-        .collect("aws", "instances", &CollectRequest::default(), "bench")
+        .collect(&CollectRequest::of("aws", "instances"), "bench")
         .await?;
     let first = t.elapsed();
     anyhow::ensure!(report.failed() == 0, "fake collection failed: {report:?}");
@@ -299,12 +299,7 @@ async fn collector_child(mode: &str, n: usize, prefix: &str) -> anyhow::Result<(
     let before = bus.last_event_seq().await?;
     let t = Instant::now();
     collector
-        .collect(
-            "aws",
-            "instances",
-            &CollectRequest::default(),
-            "bench-rescan",
-        )
+        .collect(&CollectRequest::of("aws", "instances"), "bench-rescan")
         .await?;
     let rescan = t.elapsed();
     let added = bus.last_event_seq().await? - before;

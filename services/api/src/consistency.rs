@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::ApiState;
 use crate::error::ApiError;
+use inventory_model::ErrorCode;
 use inventory_model::text::quoted;
 
 const PARAMS: [&str; 2] = ["after_task", "min_seq"];
@@ -30,7 +31,7 @@ enum Wait {
 fn split(query: &str) -> Result<(Option<Wait>, String), ApiError> {
     let pairs: Vec<(String, String)> = web::Query::from_query(query)
         .map(|q: web::Query<Vec<(String, String)>>| q.into_inner())
-        .map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::InvalidParameter, e.to_string()))?;
     let (waits, rest): (Vec<_>, Vec<_>) = pairs
         .into_iter()
         .partition(|(k, _)| PARAMS.contains(&k.as_str()));
@@ -39,13 +40,13 @@ fn split(query: &str) -> Result<(Option<Wait>, String), ApiError> {
         [(k, v)] if k == "after_task" => Some(Wait::Task(v.clone())),
         [(_, v)] => Some(Wait::Seq(v.parse().map_err(|_| {
             ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 "min_seq must be a stream sequence (an integer)",
             )
         })?)),
         _ => {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 "give one of after_task and min_seq, once",
             ));
         }
@@ -93,7 +94,7 @@ pub(crate) async fn read_after(
             };
             req.head_mut().uri = uri
                 .parse()
-                .map_err(|_| ApiError::bad_request("invalid_parameter", "invalid query"))?;
+                .map_err(|_| ApiError::bad_request(ErrorCode::InvalidParameter, "invalid query"))?;
         }
     }
     next.call(req).await

@@ -3,13 +3,14 @@
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use inventory_bus::{BusError, BusErrorKind, TaskOpError};
+use inventory_model::ErrorCode;
 use inventory_store::StoreError;
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{message}")]
@@ -26,7 +27,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unavailable(String),
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     #[error("{0}")]
     Timeout(String),
     #[error("internal error")]
@@ -34,23 +35,23 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError::BadRequest {
             code,
             message: message.into(),
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest { code, .. } => code,
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Ambiguous { .. } => "ambiguous_id",
-            ApiError::Gone { .. } => "gone",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Conflict { code, .. } => code,
-            ApiError::Timeout(_) => "timeout",
-            ApiError::Internal(_) => "internal",
+            ApiError::BadRequest { code, .. } => *code,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Ambiguous { .. } => ErrorCode::AmbiguousId,
+            ApiError::Gone { .. } => ErrorCode::Gone,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Conflict { code, .. } => *code,
+            ApiError::Timeout(_) => ErrorCode::Timeout,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -59,10 +60,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::UnknownColumn { kind, column } => ApiError::bad_request(
-                "unknown_filter",
+                ErrorCode::UnknownFilter,
                 format!("unknown filter {column} for {kind}"),
             ),
-            StoreError::BadCursor => ApiError::bad_request("invalid_cursor", "invalid cursor"),
+            StoreError::BadCursor => {
+                ApiError::bad_request(ErrorCode::InvalidCursor, "invalid cursor")
+            }
             StoreError::Unavailable(m) => {
                 ApiError::Unavailable(format!("database unavailable: {m}"))
             }
@@ -90,7 +93,7 @@ impl From<TaskOpError> for ApiError {
         match e {
             TaskOpError::NotFound(_) => ApiError::NotFound(e.to_string()),
             TaskOpError::Conflict { .. } => ApiError::Conflict {
-                code: "task_state",
+                code: ErrorCode::TaskState,
                 message: e.to_string(),
             },
             TaskOpError::Bus(b) => b.into(),

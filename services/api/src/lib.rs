@@ -1,7 +1,7 @@
 //! The REST API (`/api/v1`), served by actix-web.
 //!
 //! Architecture invariant: this is the only crate with HTTP types. It reads
-//! through the store's query functions and never writes: every table has one
+//! through a [`ReadStore`], which cannot write: every table has one
 //! writer, the projector.
 //!
 //! Routes are generic over the model's kind catalogue: each kind gets a list,
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, dev::ServerHandle, web};
 use inventory_bus::{Bus, TaskView};
-use inventory_store::Store;
+use inventory_store::ReadStore;
 
 pub use error::ApiError;
 
@@ -27,9 +27,9 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct ApiState {
     /// The database as configured; it holds the serving pointer.
-    base: Store,
+    base: ReadStore,
     /// The projection schema being served (switched by `inventory replay --switch`).
-    current: Arc<RwLock<Store>>,
+    current: Arc<RwLock<ReadStore>>,
     /// Readiness, the task routes and `?after_task=`; `None` when the API runs
     /// without a bus.
     pub bus: Option<Bus>,
@@ -47,7 +47,7 @@ pub struct ApiState {
 const SERVING_CHECK: Duration = Duration::from_secs(2);
 
 impl ApiState {
-    pub fn new(store: Store, bus: Option<Bus>) -> ApiState {
+    pub fn new(store: ReadStore, bus: Option<Bus>) -> ApiState {
         ApiState {
             current: Arc::new(RwLock::new(store.clone())),
             base: store,
@@ -81,7 +81,7 @@ impl ApiState {
     }
 
     /// The store of the schema being served now.
-    pub(crate) fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> ReadStore {
         self.current.read().expect("serving lock").clone()
     }
 
@@ -106,6 +106,23 @@ impl ApiState {
     }
 }
 
+/// Why the API server could not start, or ended on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind the api to {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the api server stopped")]
+    Stopped,
+    #[error("the api server failed")]
+    Failed(#[source] std::io::Error),
+    #[error("the api server panicked: {0}")]
+    Panicked(String),
+}
+
 /// A running API server.
 pub struct ApiServer {
     pub addr: SocketAddr,
@@ -116,10 +133,14 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// Bind `addr` (port 0 picks a free port) and start serving in the background.
-    pub fn start(addr: &str, state: ApiState, workers: usize) -> anyhow::Result<ApiServer> {
-        let listener = TcpListener::bind(addr)
-            .map_err(|e| anyhow::anyhow!("cannot bind the api to {addr}: {e}"))?;
-        let addr = listener.local_addr()?;
+    pub fn start(addr: &str, state: ApiState, workers: usize) -> Result<ApiServer, ServerError> {
+        let bind = |source| ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        };
+        let listener = TcpListener::bind(addr).map_err(bind)?;
+        let addr_text = addr;
+        let addr = listener.local_addr().map_err(bind)?;
         let follow = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -143,7 +164,11 @@ impl ApiServer {
         // the projection included), so that a stopping process never hangs.
         .shutdown_timeout(2)
         .disable_signals()
-        .listen(listener)?
+        .listen(listener)
+        .map_err(|source| ServerError::Bind {
+            addr: addr_text.to_owned(),
+            source,
+        })?
         .run();
         let handle = server.handle();
         let task = tokio::spawn(server);
@@ -158,7 +183,7 @@ impl ApiServer {
 
     /// Serve until `stop` resolves, then stop as [`ApiServer::stop`] does; an
     /// error if the server ends on its own before.
-    pub async fn serve_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    pub async fn serve_until(mut self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
         let ended = tokio::select! {
             ended = &mut self.task => Some(ended),
             _ = stop => None,
@@ -171,9 +196,9 @@ impl ApiServer {
             Some(ended) => {
                 self.follow.abort();
                 Err(match ended {
-                    Ok(Ok(())) => anyhow::anyhow!("the api server stopped"),
-                    Ok(Err(e)) => anyhow::Error::new(e).context("the api server failed"),
-                    Err(e) => anyhow::anyhow!("the api server panicked: {e}"),
+                    Ok(Ok(())) => ServerError::Stopped,
+                    Ok(Err(e)) => ServerError::Failed(e),
+                    Err(e) => ServerError::Panicked(e.to_string()),
                 })
             }
         }

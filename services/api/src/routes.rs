@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, error::QueryPayloadError, web};
 use chrono::{DateTime, Utc};
-use inventory_model::{KINDS, KindDef, json_diff, kind_by_plural, link_between};
+use inventory_model::{ErrorCode, KINDS, KindDef, json_diff, kind_by_plural, link_between};
 use inventory_store::{
     ChangesQuery, Filter, Found, ListQuery, Point, ResourceKey, Via, filterable, parses_as,
 };
@@ -35,7 +35,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
 
 pub(crate) fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|e: QueryPayloadError, _| {
-        ApiError::bad_request("invalid_query", e.to_string()).into()
+        ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string()).into()
     })
 }
 
@@ -100,7 +100,7 @@ fn parse_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             ApiError::bad_request(
-                "invalid_at",
+                ErrorCode::InvalidAt,
                 "at must be an RFC 3339 time, e.g. 2026-11-23T10:00:00Z",
             )
         })
@@ -113,7 +113,7 @@ pub(crate) fn parse_limit(value: &str) -> Result<usize, ApiError> {
         .filter(|l| (1..=MAX_LIMIT).contains(l))
         .ok_or_else(|| {
             ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!("limit must be an integer from 1 to {MAX_LIMIT}"),
             )
         })
@@ -132,7 +132,7 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
         _ => Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             format!("{name} must be true or false"),
         )),
     }
@@ -143,13 +143,13 @@ pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), ApiError> 
     for (i, (name, value)) in params.iter().enumerate() {
         if name.contains('\0') || value.contains('\0') {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 "parameters must not contain NUL",
             ));
         }
         if params[..i].iter().any(|(n, _)| n == name) {
             return Err(ApiError::bad_request(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!("parameter {name} is given more than once"),
             ));
         }
@@ -160,7 +160,7 @@ pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), ApiError> 
 fn check_id(id: &str) -> Result<(), ApiError> {
     if id.contains('\0') {
         return Err(ApiError::bad_request(
-            "invalid_parameter",
+            ErrorCode::InvalidParameter,
             "ids must not contain NUL",
         ));
     }
@@ -188,7 +188,7 @@ fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams
                     .expect("found above");
                 if !parses_as(ty, value) {
                     return Err(ApiError::bad_request(
-                        "invalid_filter",
+                        ErrorCode::InvalidFilter,
                         format!("{column} takes a {} value", ty.sql()),
                     ));
                 }
@@ -200,7 +200,7 @@ fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams
             other => {
                 let known: Vec<_> = filterable(kind).map(|(c, _)| c).collect();
                 return Err(ApiError::bad_request(
-                    "unknown_filter",
+                    ErrorCode::UnknownFilter,
                     format!(
                         "unknown parameter {other} for {}; filters: {}; also: cursor, limit, include_deleted, at",
                         kind.plural,
@@ -299,7 +299,7 @@ async fn get(
             "at" => at = Some(parse_at(value)?),
             other => {
                 return Err(ApiError::bad_request(
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     format!(
                         "unknown parameter {other}; use account_id, region, include_deleted or at"
                     ),
@@ -366,7 +366,7 @@ fn only(params: &[(String, String)], allowed: &[&str]) -> Result<(), ApiError> {
     for (name, _) in params {
         if name != "account_id" && name != "region" && !allowed.contains(&name.as_str()) {
             return Err(ApiError::bad_request(
-                "unknown_parameter",
+                ErrorCode::UnknownParameter,
                 format!(
                     "unknown parameter {name}; use {}, account_id or region",
                     allowed.join(", ")
@@ -406,7 +406,7 @@ async fn history(
     let before = param(&params, "cursor")
         .map(|c| {
             c.parse::<u64>()
-                .map_err(|_| ApiError::bad_request("invalid_cursor", "invalid cursor"))
+                .map_err(|_| ApiError::bad_request(ErrorCode::InvalidCursor, "invalid cursor"))
         })
         .transpose()?;
     let key = resource_key(&state, kind, &id, &params).await?;
@@ -424,9 +424,9 @@ async fn history(
 }
 
 fn parse_point(name: &str, value: &str) -> Result<Point, ApiError> {
-    value
-        .parse()
-        .map_err(|e: String| ApiError::bad_request("invalid_parameter", format!("{name}: {e}")))
+    value.parse().map_err(|e: String| {
+        ApiError::bad_request(ErrorCode::InvalidParameter, format!("{name}: {e}"))
+    })
 }
 
 /// Version metadata shown around a diff.
@@ -510,7 +510,7 @@ async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpRespo
                 "created" | "updated" | "deleted" => q.change = Some(value.clone()),
                 _ => {
                     return Err(ApiError::bad_request(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "change must be created, updated or deleted",
                     ));
                 }
@@ -518,7 +518,7 @@ async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpRespo
             "limit" => q.limit = parse_limit(value)?,
             other => {
                 return Err(ApiError::bad_request(
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     format!(
                         "unknown parameter {other}; use since, source, kind, account_id, region, change or limit"
                     ),
@@ -534,7 +534,7 @@ async fn changes(state: web::Data<ApiState>, params: Params) -> Result<HttpRespo
         .collect();
     if q.kinds.is_empty() {
         return Err(ApiError::bad_request(
-            "unknown_kind",
+            ErrorCode::UnknownKind,
             format!(
                 "no kind matches source={} kind={}",
                 source.unwrap_or("*"),

@@ -4,9 +4,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use inventory_bus::Bus;
-use inventory_model::text::{quoted, truncated};
-use inventory_model::{CollectRequest, Priority, Task, TaskFilter};
-use serde::Deserialize;
+use inventory_model::text::quoted;
+use inventory_model::{CollectRequest, ErrorCode, Task, TaskFilter};
 use serde_json::json;
 
 use crate::ApiState;
@@ -31,7 +30,7 @@ fn bus(state: &ApiState) -> Result<&Bus, ApiError> {
 }
 
 fn invalid(name: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("invalid_parameter", format!("{name}: {e}"))
+    ApiError::bad_request(ErrorCode::InvalidParameter, format!("{name}: {e}"))
 }
 
 /// A page of tasks ends after this one: `<created_at>/<id>`.
@@ -51,14 +50,14 @@ async fn list(state: web::Data<ApiState>, params: Params) -> Result<HttpResponse
             "kind" => filter.kind = Some(value.clone()),
             "limit" => limit = parse_limit(value)?,
             "cursor" => {
-                let bad = || ApiError::bad_request("invalid_cursor", "invalid cursor");
+                let bad = || ApiError::bad_request(ErrorCode::InvalidCursor, "invalid cursor");
                 let (at, id) = value.split_once('/').ok_or_else(bad)?;
                 let at = chrono::DateTime::parse_from_rfc3339(at).map_err(|_| bad())?;
                 after = Some((at.with_timezone(&chrono::Utc), id.to_owned()));
             }
             other => {
                 return Err(ApiError::bad_request(
-                    "unknown_filter",
+                    ErrorCode::UnknownFilter,
                     format!(
                         "unknown parameter {other} for tasks; filters: state, source, kind; also: cursor, limit"
                     ),
@@ -119,41 +118,20 @@ async fn schedules(state: web::Data<ApiState>) -> Result<HttpResponse, ApiError>
     Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
-/// The body of `POST /api/v1/collect`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CollectBody {
-    source: String,
-    kind: String,
-    #[serde(default)]
-    accounts: Vec<String>,
-    #[serde(default)]
-    regions: Vec<String>,
-    priority: Option<Priority>,
-    /// Idempotency key, used as the task id.
-    id: Option<String>,
-}
-
 /// Through the collectors' intake (`<prefix>.collect.<source>.<kind>`), as any
 /// NATS client would: it checks the request against the accounts and regions
-/// they collect, and answers with the same fields.
+/// they collect, and answers with the same fields. The body is a collection
+/// request with its source and kind, and an optional idempotency key `id`.
 async fn collect(state: web::Data<ApiState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let body: CollectBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "malformed_request",
-            format!("malformed request body: {}", truncated(&e.to_string(), 200)),
-        )
-    })?;
-    let request = CollectRequest {
-        accounts: body.accounts,
-        regions: body.regions,
-        priority: body.priority,
-    };
+    let (request, id) = CollectRequest::parse_with_id(&body)
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     let reply = bus(&state)?
-        .request_collection(&body.source, &body.kind, &request, body.id.as_deref())
+        .request_collection(&request, id.as_deref())
         .await?;
     let status = match (reply.get("error"), reply["duplicate"].as_bool()) {
-        (Some(e), _) if e["code"] == "bus_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        (Some(e), _) if e["code"] == ErrorCode::BusUnavailable.as_str() => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         (Some(_), _) => StatusCode::BAD_REQUEST,
         (None, Some(true)) => StatusCode::OK,
         (None, _) => StatusCode::ACCEPTED,

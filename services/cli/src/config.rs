@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use inventory_collector::TaskSettings;
-use inventory_model::{Priority, ScheduleDef, ScheduleRequest};
+use inventory_model::{CollectRequest, Priority, ScheduleDef, duration};
 use inventory_projector::housekeeping::{Retention, Window};
 use serde::Deserialize;
 
@@ -287,12 +287,8 @@ impl Config {
 
     /// The periodic collection interval; `None` when switched off.
     pub fn interval(&self) -> anyhow::Result<Option<Duration>> {
-        match self.collector.interval.as_str() {
-            "off" | "0" | "" => Ok(None),
-            s => humantime::parse_duration(s)
-                .map(Some)
-                .with_context(|| format!("invalid collection interval {s:?} (try 15m or off)")),
-        }
+        duration::parse_or_off(&self.collector.interval)
+            .context("invalid collection interval (try 15m or off)")
     }
 
     /// The schedules collectors keep: the configured ones, or else the full
@@ -302,12 +298,10 @@ impl Config {
         if defs.is_empty() && self.interval()?.is_some() {
             defs.push(ScheduleDef {
                 name: "all".into(),
-                request: ScheduleRequest {
-                    source: inventory_model::request::ALL.into(),
-                    kind: inventory_model::request::ALL.into(),
-                    accounts: Vec::new(),
-                    regions: Vec::new(),
-                },
+                request: CollectRequest::of(
+                    inventory_model::request::ALL,
+                    inventory_model::request::ALL,
+                ),
                 every: Some(self.collector.interval.clone()),
                 cron: None,
                 priority: Priority::Low,
@@ -324,36 +318,32 @@ impl Config {
 
     /// How long reads that wait for the projection wait at most.
     pub fn read_wait(&self) -> anyhow::Result<Duration> {
-        let s = &self.api.read_wait;
-        humantime::parse_duration(s)
-            .with_context(|| format!("invalid api read wait {s:?} (try 30s)"))
+        duration::parse(&self.api.read_wait).context("invalid api read wait (try 30s)")
     }
 
     /// How long a failed scan waits before it is tried again.
     pub fn retry_delay(&self) -> anyhow::Result<Duration> {
-        let s = &self.collector.retry_delay;
-        humantime::parse_duration(s).with_context(|| format!("invalid retry delay {s:?} (try 30s)"))
+        duration::parse(&self.collector.retry_delay).context("invalid retry delay (try 30s)")
     }
 
     /// Retention as the projector applies it.
     pub fn retention(&self) -> anyhow::Result<Retention> {
         let r = &self.retention;
-        let window = |versions: &Option<String>,
-                      deleted: &Option<String>|
-         -> anyhow::Result<Window> {
-            let parse = |what: &str, v: &Option<String>| {
-                v.as_deref()
-                    .map(|s| {
-                        humantime::parse_duration(s)
-                            .with_context(|| format!("invalid retention {what} {s:?} (try 90d)"))
-                    })
-                    .transpose()
+        let window =
+            |versions: &Option<String>, deleted: &Option<String>| -> anyhow::Result<Window> {
+                let parse = |what: &str, v: &Option<String>| {
+                    v.as_deref()
+                        .map(|s| {
+                            duration::parse(s)
+                                .with_context(|| format!("invalid retention {what} (try 90d)"))
+                        })
+                        .transpose()
+                };
+                Ok(Window {
+                    versions: parse("of versions", versions)?,
+                    deleted: parse("of deleted resources", deleted)?,
+                })
             };
-            Ok(Window {
-                versions: parse("of versions", versions)?,
-                deleted: parse("of deleted resources", deleted)?,
-            })
-        };
         let default = window(&r.versions, &r.deleted)?;
         let mut kinds = HashMap::new();
         for (kind, w) in &r.kinds {
@@ -366,13 +356,8 @@ impl Config {
                 },
             );
         }
-        let every = match r.interval.as_str() {
-            "off" | "0" | "" => None,
-            s => Some(
-                humantime::parse_duration(s)
-                    .with_context(|| format!("invalid retention interval {s:?} (try 1h or off)"))?,
-            ),
-        };
+        let every = duration::parse_or_off(&r.interval)
+            .context("invalid retention interval (try 1h or off)")?;
         let retention = Retention {
             every,
             default,

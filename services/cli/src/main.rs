@@ -391,7 +391,7 @@ fn spawn_api(
 ) -> anyhow::Result<()> {
     let server = ApiServer::start(
         &config.api.addr,
-        ApiState::new(store, Some(bus))
+        ApiState::new(store.reader(), Some(bus))
             .with_projection(&config.projector.name)
             .with_read_wait(config.read_wait()?),
         config.api.workers,
@@ -413,14 +413,12 @@ fn spawn_projection(
 ) -> anyhow::Result<()> {
     let (retention, name) = (config.retention()?, config.projector.name.clone());
     let (s, st) = (shutdown.clone(), store.clone());
-    services.spawn("housekeeping", async move {
+    services.spawn_infallible("housekeeping", async move {
         run_housekeeping(st, retention, s).await;
-        Ok(())
     });
     let (s, st, b) = (shutdown.clone(), store.clone(), bus.clone());
-    services.spawn("change notifier", async move {
+    services.spawn_infallible("change notifier", async move {
         run_notifier(st, b, name, s).await;
-        Ok(())
     });
     services.spawn(
         "projector",

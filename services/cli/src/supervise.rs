@@ -18,13 +18,30 @@ pub struct Services {
 
 impl Services {
     /// Run `service` (it must return once `shutdown` is cancelled).
-    pub fn spawn(
+    pub fn spawn<E>(
         &mut self,
         name: &'static str,
-        service: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-    ) {
-        let id = self.set.spawn(service).id();
+        service: impl Future<Output = Result<(), E>> + Send + 'static,
+    ) where
+        E: Into<anyhow::Error> + 'static,
+    {
+        let id = self
+            .set
+            .spawn(async move { service.await.map_err(Into::into) })
+            .id();
         self.names.insert(id, name);
+    }
+
+    /// Run a service that cannot fail (it retries on its own).
+    pub fn spawn_infallible(
+        &mut self,
+        name: &'static str,
+        service: impl Future<Output = ()> + Send + 'static,
+    ) {
+        self.spawn(name, async move {
+            service.await;
+            Ok::<(), anyhow::Error>(())
+        });
     }
 
     /// Wait for `shutdown` or for the first service to end, then cancel
@@ -110,7 +127,7 @@ mod tests {
         let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut services = Services::default();
         services.spawn("api", until(&shutdown, &stopped));
-        services.spawn("notifier", async { Ok(()) });
+        services.spawn_infallible("notifier", async {});
         let err = services
             .run(shutdown.clone(), Duration::from_secs(5))
             .await
@@ -135,7 +152,7 @@ mod tests {
         assert_eq!(format!("{err:#}"), "projector failed: no database");
 
         let mut services = Services::default();
-        services.spawn("collector", async { panic!("boom") });
+        services.spawn_infallible("collector", async { panic!("boom") });
         let err = services
             .run(CancellationToken::new(), Duration::from_secs(5))
             .await
@@ -149,7 +166,7 @@ mod tests {
         let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut services = Services::default();
         services.spawn("api", until(&shutdown, &stopped));
-        services.spawn("stuck", std::future::pending());
+        services.spawn_infallible("stuck", std::future::pending());
         shutdown.cancel();
         let started = tokio::time::Instant::now();
         services

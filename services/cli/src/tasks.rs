@@ -66,13 +66,13 @@ pub enum SchedulesCommand {
 /// `inventory collect`: send the request over NATS like any publisher would.
 pub async fn collect(bus: &Bus, args: CollectArgs) -> anyhow::Result<bool> {
     let request = CollectRequest {
+        source: args.source,
+        kind: args.kind,
         accounts: args.accounts,
         regions: args.regions,
         priority: args.priority,
     };
-    let reply = bus
-        .request_collection(&args.source, &args.kind, &request, args.id.as_deref())
-        .await?;
+    let reply = bus.request_collection(&request, args.id.as_deref()).await?;
     println!("{reply}");
     if reply.get("error").is_some() {
         return Ok(false);

@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use inventory_bus::{Bus, BusError};
-use inventory_model::{CollectRequest, KindDef, RequestError, ScheduleDef, Scope, resolve_kinds};
+use inventory_model::{CollectRequest, ErrorCode, KindDef, RequestError, ScheduleDef, Scope};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-pub use pacing::{CallStats, Failure, Pacer, Pacing, duration_text};
+pub use pacing::{CallStats, Failure, Pacer, Pacing};
 pub use provider::Provider;
 pub use tasks::TaskSettings;
 
@@ -99,6 +99,17 @@ pub enum CollectError {
     Bus(#[from] BusError),
 }
 
+/// Why a collector's control plane ended before it was shut down.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("the collection request subscription ended")]
+    SubscriptionEnded,
+    #[error("the task worker panicked: {0}")]
+    Panicked(String),
+}
+
 impl CollectError {
     /// Whether trying the same scan again later may succeed (throttling,
     /// outages, an unreachable bus), as opposed to denied credentials or bad input.
@@ -111,18 +122,18 @@ impl CollectError {
     }
 
     /// Stable code for replies and logs.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            CollectError::Provider { .. } => "provider_error",
-            CollectError::Credentials(_) => "credentials_rejected",
-            CollectError::Unsupported(_) => "unsupported_kind",
-            CollectError::UnknownAccount { .. } => "unknown_account",
-            CollectError::Cancelled => "cancelled",
-            CollectError::Internal(_) => "internal",
-            CollectError::Config(_) => "invalid_configuration",
-            CollectError::NoAccounts(_) => "unknown_account",
+            CollectError::Provider { .. } => ErrorCode::ProviderError,
+            CollectError::Credentials(_) => ErrorCode::CredentialsRejected,
+            CollectError::Unsupported(_) => ErrorCode::UnsupportedKind,
+            CollectError::UnknownAccount { .. } => ErrorCode::UnknownAccount,
+            CollectError::Cancelled => ErrorCode::Cancelled,
+            CollectError::Internal(_) => ErrorCode::Internal,
+            CollectError::Config(_) => ErrorCode::InvalidConfiguration,
+            CollectError::NoAccounts(_) => ErrorCode::UnknownAccount,
             CollectError::Request(e) => e.code(),
-            CollectError::Bus(_) => "bus_unavailable",
+            CollectError::Bus(_) => ErrorCode::BusUnavailable,
         }
     }
 }
@@ -188,7 +199,7 @@ pub struct Account {
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountFailure {
     pub account: String,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub error: String,
     /// Whether trying again later may succeed.
     #[serde(skip)]
@@ -346,13 +357,8 @@ impl Collector {
     /// that a request that can never succeed is refused at intake. Accounts
     /// whose regions cannot be listed now are given the benefit of the doubt
     /// (the run checks again).
-    pub async fn check_regions(
-        &self,
-        source: &str,
-        kind: &str,
-        request: &CollectRequest,
-    ) -> Result<(), RequestError> {
-        let Ok(kinds) = resolve_kinds(source, kind) else {
+    pub async fn check_regions(&self, request: &CollectRequest) -> Result<(), RequestError> {
+        let Ok(kinds) = request.kinds() else {
             return Ok(());
         };
         if request.regions.is_empty() || !kinds.iter().any(|k| k.regional()) {
@@ -422,7 +428,7 @@ impl Collector {
                 }
                 Err(e) => {
                     tracing::error!(
-                        account = account.label, code = e.code(), error = %e,
+                        account = account.label, code = %e.code(), error = %e,
                         "account cannot be collected"
                     );
                     if account.label_is_id {
@@ -496,14 +502,8 @@ impl Collector {
     }
 
     /// Validate a request and resolve it into scans (fails fast on bad input).
-    async fn prepare(
-        &self,
-        source: &str,
-        kind: &str,
-        request: &CollectRequest,
-    ) -> Result<Plan, CollectError> {
-        let kinds = resolve_kinds(source, kind)?;
-        self.plan(kinds, request).await
+    async fn prepare(&self, request: &CollectRequest) -> Result<Plan, CollectError> {
+        self.plan(request.kinds()?, request).await
     }
 
     /// Run a plan's scans under `cancel`, reporting to `progress` if given.
@@ -586,15 +586,13 @@ impl Collector {
         }
     }
 
-    /// Collect `kind` (a plural kind name or `all`) of `source` now and wait for it.
+    /// Collect what `request` names now and wait for it.
     pub async fn collect(
         &self,
-        source: &str,
-        kind: &str,
         request: &CollectRequest,
         request_id: &str,
     ) -> Result<CollectionReport, CollectError> {
-        let plan = self.prepare(source, kind, request).await?;
+        let plan = self.prepare(request).await?;
         Ok(self
             .execute(plan, request_id, self.cancel.child_token(), None)
             .await)
@@ -602,7 +600,7 @@ impl Collector {
 
     /// Serve the control plane until `shutdown` is cancelled: take collection
     /// requests into the task queue, run queued tasks, and fire schedules.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), RunError> {
         self.bus.ensure_topology().await?;
         self.bus.sync_schedules(&self.settings.schedules).await?;
         let mut inbox = self.bus.collect_requests("inventory-collectors").await?;
@@ -617,10 +615,13 @@ impl Collector {
         let result = loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break Ok(()),
-                r = &mut work => break r.map_err(anyhow::Error::from).and_then(|r| r),
+                r = &mut work => break match r {
+                    Ok(r) => r.map_err(RunError::from),
+                    Err(e) => Err(RunError::Panicked(e.to_string())),
+                },
                 msg = inbox.next() => match msg {
                     Some(delivery) => self.intake(delivery).await,
-                    None => break Err(anyhow::anyhow!("the collection request subscription ended")),
+                    None => break Err(RunError::SubscriptionEnded),
                 },
             }
         };

@@ -35,9 +35,9 @@ pub struct Pacing {
     /// Tries per call, the first included.
     pub max_attempts: u32,
     /// First backoff; doubles per retry up to `max_backoff`, fully jittered.
-    #[serde(deserialize_with = "duration_text")]
+    #[serde(deserialize_with = "inventory_model::duration::from_text")]
     pub base_backoff: Duration,
-    #[serde(deserialize_with = "duration_text")]
+    #[serde(deserialize_with = "inventory_model::duration::from_text")]
     pub max_backoff: Duration,
 }
 
@@ -52,12 +52,6 @@ impl Default for Pacing {
             max_backoff: Duration::from_secs(20),
         }
     }
-}
-
-/// A duration written as text (`200ms`, `20s`).
-pub fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
 }
 
 /// How a failed call should be treated.

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use inventory_bus::Bus;
-use inventory_model::{Envelope, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash_of};
+use inventory_model::{
+    Envelope, ErrorCode, EventType, KindDef, SCHEMA_VERSION, Scope, content_hash_of,
+};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -43,7 +45,7 @@ pub struct ScanReport {
     pub error: Option<String>,
     /// The error's stable code.
     #[serde(skip)]
-    pub code: &'static str,
+    pub code: Option<ErrorCode>,
     /// Whether the error is transient (the scan is worth trying again).
     #[serde(skip)]
     pub retryable: bool,
@@ -162,7 +164,7 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
             "scan failed"
         );
         report.retryable = e.is_retryable();
-        report.code = e.code();
+        report.code = Some(e.code());
         report.error = Some(e.to_string());
     } else {
         tracing::info!(
@@ -221,7 +223,7 @@ pub(crate) async fn fail_unstarted(
         region: scope.region.clone(),
         attempts: 1,
         error: Some(error.to_owned()),
-        code: "account_unreachable",
+        code: Some(ErrorCode::AccountUnreachable),
         retryable,
         last_seq: seq,
         ..Default::default()

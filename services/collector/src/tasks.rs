@@ -11,17 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use inventory_bus::{CollectDelivery, Intake, TaskDelivery};
+use inventory_bus::{BusError, CollectDelivery, Intake, TaskDelivery};
 use inventory_model::{
-    AttemptOutcome, CollectRequest, NextStep, PriorityOrder, Progress, ScopeFailure, Task,
-    TaskSpec, TaskState, jittered_backoff, next_step, task::MAX_SCOPE_FAILURES,
+    AttemptOutcome, CollectRequest, ErrorCode, NextStep, PriorityOrder, Progress, ScopeFailure,
+    Task, TaskSpec, TaskState, jittered_backoff, next_step, task::MAX_SCOPE_FAILURES,
 };
 use serde::Deserialize;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::pacing::duration_text;
 use crate::{CollectError, CollectionReport, Collector, ScanReport};
 
 /// How a collector runs tasks.
@@ -34,18 +33,18 @@ pub struct TaskSettings {
     pub max_attempts: u32,
     /// Backoff before the second attempt; it doubles per attempt (with full
     /// jitter) up to `max_backoff`.
-    #[serde(deserialize_with = "duration_text")]
+    #[serde(deserialize_with = "inventory_model::duration::from_text")]
     pub backoff: Duration,
-    #[serde(deserialize_with = "duration_text")]
+    #[serde(deserialize_with = "inventory_model::duration::from_text")]
     pub max_backoff: Duration,
     /// How long a task may go without a heartbeat before the server gives it to
     /// another collector; heartbeats go out every third of it.
-    #[serde(deserialize_with = "duration_text")]
+    #[serde(deserialize_with = "inventory_model::duration::from_text")]
     pub ack_wait: Duration,
     /// Every this-many tasks, the lower priorities are asked first (0: strict).
     pub fairness: u32,
     /// How often idle collectors look for tasks, and schedules are checked.
-    #[serde(deserialize_with = "duration_text")]
+    #[serde(deserialize_with = "inventory_model::duration::from_text")]
     pub poll: Duration,
 }
 
@@ -121,8 +120,9 @@ impl CollectionReport {
                     } else {
                         out.scopes_permanent += 1;
                     }
-                    out.first_error
-                        .get_or_insert_with(|| (scan.code.to_owned(), e.clone()));
+                    out.first_error.get_or_insert_with(|| {
+                        (scan.code.unwrap_or(ErrorCode::ScanFailed), e.clone())
+                    });
                 }
             }
         }
@@ -134,7 +134,7 @@ impl CollectionReport {
             }
             out.first_error.get_or_insert_with(|| {
                 (
-                    account.code.to_owned(),
+                    account.code,
                     format!("account {}: {}", account.account, account.error),
                 )
             });
@@ -156,13 +156,11 @@ impl Collector {
     /// Take collection requests from `<prefix>.collect.<source>.<kind>` into the
     /// task queue, answering each with its task id (or why it was rejected).
     pub(crate) async fn intake(&self, delivery: CollectDelivery) {
-        let request = match CollectRequest::parse(&delivery.body) {
-            Ok(request) => self
-                .check_regions(&delivery.source, &delivery.kind, &request)
-                .await
-                .map(|()| request),
-            Err(e) => Err(e),
-        };
+        let request =
+            match CollectRequest::parse_for(&delivery.source, &delivery.kind, &delivery.body) {
+                Ok(request) => self.check_regions(&request).await.map(|()| request),
+                Err(e) => Err(e),
+            };
         let reply = match self
             .bus
             .intake(
@@ -177,7 +175,7 @@ impl Collector {
             Ok(intake) => intake.reply(),
             Err(e) => {
                 tracing::error!(error = %e, "could not queue a collection request");
-                json!({"error": {"code": "bus_unavailable", "message": e.to_string()}})
+                json!({"error": {"code": ErrorCode::BusUnavailable, "message": e.to_string()}})
             }
         };
         if let Err(e) = delivery.respond(&reply).await {
@@ -187,7 +185,7 @@ impl Collector {
 
     /// Run queued tasks until `shutdown`: at most `tasks.concurrency` at once,
     /// the highest priority first (with a turn for the lower ones).
-    pub(crate) async fn work(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub(crate) async fn work(self, shutdown: CancellationToken) -> Result<(), BusError> {
         let settings = self.settings.tasks.clone();
         let queue = self.bus.task_queue(settings.ack_wait).await?;
         let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
@@ -249,7 +247,7 @@ impl Collector {
             schedule: None,
             created_at: Utc::now(),
         };
-        let task = Task::rejected(spec, "malformed_task", reason);
+        let task = Task::rejected(spec, ErrorCode::MalformedTask, reason);
         tracing::error!(
             seq = delivery.seq,
             reason,
@@ -381,7 +379,7 @@ impl Collector {
             Ok(report) => (report.outcome(), report.last_seq()),
             Err(e) => (
                 AttemptOutcome {
-                    plan_error: Some((e.code().to_owned(), e.to_string(), e.is_retryable())),
+                    plan_error: Some((e.code(), e.to_string(), e.is_retryable())),
                     ..Default::default()
                 },
                 None,
@@ -471,9 +469,7 @@ impl Collector {
         cancel: CancellationToken,
         progress: Arc<TaskProgress>,
     ) -> Result<CollectionReport, CollectError> {
-        let plan = self
-            .prepare(&spec.source, &spec.kind, &spec.request)
-            .await?;
+        let plan = self.prepare(&spec.request()).await?;
         Ok(self.execute(plan, &spec.id, cancel, Some(progress)).await)
     }
 
@@ -511,9 +507,8 @@ impl Collector {
             }
             let id = def.task_id(period);
             let request = CollectRequest {
-                accounts: def.request.accounts.clone(),
-                regions: def.request.regions.clone(),
                 priority: Some(def.priority),
+                ..def.request.clone()
             };
             let intake = self
                 .bus

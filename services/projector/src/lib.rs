@@ -22,6 +22,17 @@ use inventory_store::{
 };
 use tokio_util::sync::CancellationToken;
 
+/// Why a projector (or its change notifier) could not start: NATS or
+/// PostgreSQL failed before the fold began. Once folding, failures are
+/// retried with backoff and never end the projector.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Bus(#[from] inventory_bus::BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 #[derive(Debug, Clone)]
 pub struct ProjectorSettings {
     /// Projection name: the checkpoint row and the durable consumer's name.
@@ -190,7 +201,7 @@ impl Projector {
     }
 
     /// Fold until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProjectorError> {
         self.bus.ensure_topology().await?;
         let name = &self.settings.name;
         let checkpoint = self.store.checkpoint(name).await?;

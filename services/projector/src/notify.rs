@@ -19,7 +19,7 @@ use inventory_store::Store;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::Backoff;
+use crate::{Backoff, ProjectorError};
 
 /// How long the notifier waits when it has caught up.
 const IDLE: Duration = Duration::from_millis(500);
@@ -44,7 +44,11 @@ fn notes(items: &[(u64, Box<serde_json::value::RawValue>)]) -> Vec<ChangeNote> {
 
 /// The change log position after which to publish: the later of what
 /// PostgreSQL recorded and the changes stream's last notification.
-pub async fn resume_after(store: &Store, bus: &Bus, projection: &str) -> anyhow::Result<u64> {
+pub async fn resume_after(
+    store: &Store,
+    bus: &Bus,
+    projection: &str,
+) -> Result<u64, ProjectorError> {
     let recorded = store.notified_up_to(projection).await?;
     let last = bus.last_change().await?;
     Ok(match (recorded, last) {

@@ -426,11 +426,10 @@ impl Bus {
     /// the same reply: a collector checks its arguments when it runs it.
     pub async fn request_collection(
         &self,
-        source: &str,
-        kind: &str,
         request: &CollectRequest,
         id: Option<&str>,
     ) -> Result<serde_json::Value, BusError> {
+        let (source, kind) = (request.source.as_str(), request.kind.as_str());
         let subject = self.names.collect_subject(source, kind);
         let body = serde_json::to_vec(request).expect("a request always serializes");
         match self.request_raw(&subject, body, id).await {

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use inventory_model::{
-    CollectRequest, Priority, RequestError, ScheduleDef, ScheduleState, Task, TaskFilter, TaskSpec,
-    TaskState, resolve_kinds, sort_tasks, valid_task_id,
+    CollectRequest, ErrorCode, Priority, RequestError, ScheduleDef, ScheduleState, Task,
+    TaskFilter, TaskSpec, TaskState, sort_tasks, valid_task_id,
 };
 
 use crate::{Bus, BusError, consume_error, publish_error, topology};
@@ -42,7 +42,7 @@ pub enum Intake {
     /// It can never run: recorded as a dead task with the reason.
     Rejected {
         task: Task,
-        code: String,
+        code: ErrorCode,
         message: String,
     },
 }
@@ -146,9 +146,10 @@ impl Bus {
         Ok(&self.buckets().await?.tasks)
     }
 
-    /// Validate a collection request and queue it as a task (`id`: the
-    /// requester's idempotency key; a new one is made if absent). A request that
-    /// can never run is recorded as a dead task and returned as rejected.
+    /// Validate a collection request for `source`'s `kind` (the subject's;
+    /// see [`CollectRequest::sent_to`]) and queue it as a task (`id`: the
+    /// requester's idempotency key; a new one is made if absent). A request
+    /// that can never run is recorded as a dead task and returned as rejected.
     pub async fn intake(
         &self,
         source: &str,
@@ -169,34 +170,27 @@ impl Bus {
             ),
             None => (fresh(), None),
         };
-        let mut spec = TaskSpec {
-            id,
-            source: source.to_owned(),
-            kind: kind.to_owned(),
-            request: CollectRequest::default(),
-            priority: Priority::default(),
-            schedule: schedule.map(str::to_owned),
-            created_at: Utc::now(),
-        };
-        let refusal = match (bad_id, request) {
-            (Some(message), _) => Some(("invalid_id".to_owned(), message)),
-            (None, Err(e)) => Some((e.code().to_owned(), e.to_string())),
-            (None, Ok(mut request)) => {
-                spec.priority = request.priority.take().unwrap_or_default();
-                spec.request = request;
-                resolve_kinds(source, kind)
-                    .err()
-                    .map(|e| (e.code().to_owned(), e.to_string()))
+        let request = request.and_then(|r| r.sent_to(source, kind));
+        let (request, refusal) = match (request, bad_id) {
+            (Ok(request), None) => {
+                let refusal = request.kinds().err().map(|e| (e.code(), e.to_string()));
+                (request, refusal)
             }
+            (Ok(request), Some(message)) => (request, Some((ErrorCode::InvalidId, message))),
+            (Err(e), _) => (
+                CollectRequest::of(source, kind),
+                Some((e.code(), e.to_string())),
+            ),
         };
+        let spec = TaskSpec::new(id, request, schedule, Utc::now());
         match refusal {
             None => Ok(Intake::Accepted(self.submit(spec).await?)),
             Some((code, message)) => {
-                let task = Task::rejected(spec, &code, &message);
+                let task = Task::rejected(spec, code, &message);
                 self.put_task(&task).await?;
                 tracing::warn!(
                     task_id = task.spec.id,
-                    code,
+                    %code,
                     message,
                     "collection request rejected"
                 );

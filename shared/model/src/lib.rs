@@ -7,6 +7,8 @@
 //! Everything here is deterministic, so it is unit-tested without servers.
 
 pub mod catalogue;
+pub mod code;
+pub mod duration;
 pub mod event;
 pub mod jsondiff;
 pub mod kind;
@@ -17,6 +19,7 @@ pub mod task;
 pub mod text;
 
 pub use catalogue::{KINDS, kind_by_name, kind_by_plural, link_between};
+pub use code::ErrorCode;
 pub use event::{
     ContractError, Envelope, EventType, Payload, SCHEMA_VERSION, Scope, canonical_json,
     content_hash, content_hash_of,
@@ -27,7 +30,7 @@ pub use kind::{
     TagSet, TagShape, select,
 };
 pub use request::{CollectRequest, RequestError, resolve_kinds};
-pub use schedule::{Cadence, ScheduleDef, ScheduleError, ScheduleRequest, ScheduleState};
+pub use schedule::{Cadence, ScheduleDef, ScheduleError, ScheduleState};
 pub use task::{
     AttemptOutcome, NextStep, Priority, PriorityOrder, Progress, ScopeFailure, Task, TaskError,
     TaskFilter, TaskSpec, TaskState, jittered_backoff, next_step, sort_tasks, valid_task_id,

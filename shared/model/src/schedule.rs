@@ -12,28 +12,16 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::request::resolve_kinds;
+use crate::request::CollectRequest;
 use crate::task::{Priority, valid_task_id};
-
-/// What a schedule collects.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleRequest {
-    pub source: String,
-    /// A plural kind name, or `all`.
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub accounts: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub regions: Vec<String>,
-}
 
 /// One periodic collection, as configured: exactly one of `every` and `cron`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDef {
     pub name: String,
-    pub request: ScheduleRequest,
+    /// What it collects (its priority is the schedule's own).
+    pub request: CollectRequest,
     /// A period such as `15m` or `6h`, aligned to the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<String>,
@@ -93,20 +81,23 @@ impl ScheduleDef {
         if name.len() > 100 || !valid_task_id(name) {
             return Err(ScheduleError::InvalidName(name.clone()));
         }
-        resolve_kinds(&self.request.source, &self.request.kind).map_err(|e| {
-            ScheduleError::Request {
-                name: name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let refused = |reason: String| ScheduleError::Request {
+            name: name.clone(),
+            reason,
+        };
+        self.request.kinds().map_err(|e| refused(e.to_string()))?;
+        if self.request.priority.is_some() {
+            return Err(refused(
+                "set priority on the schedule, not on its request".into(),
+            ));
+        }
         match (&self.every, &self.cron) {
             (Some(every), None) => {
-                let period =
-                    humantime::parse_duration(every).map_err(|e| ScheduleError::Every {
-                        name: name.clone(),
-                        every: every.clone(),
-                        reason: e.to_string(),
-                    })?;
+                let period = crate::duration::parse(every).map_err(|e| ScheduleError::Every {
+                    name: name.clone(),
+                    every: every.clone(),
+                    reason: e.to_string(),
+                })?;
                 if period < Duration::from_secs(1) {
                     return Err(ScheduleError::Every {
                         name: name.clone(),
@@ -184,12 +175,7 @@ mod tests {
     fn def(every: Option<&str>, cron: Option<&str>) -> ScheduleDef {
         ScheduleDef {
             name: "all-hourly".into(),
-            request: ScheduleRequest {
-                source: "aws".into(),
-                kind: "all".into(),
-                accounts: vec![],
-                regions: vec![],
-            },
+            request: CollectRequest::of("aws", "all"),
             every: every.map(Into::into),
             cron: cron.map(Into::into),
             priority: Priority::Low,
@@ -259,6 +245,9 @@ mod tests {
             Err(ScheduleError::Cron { .. })
         ));
         let mut bad = def(Some("1h"), None);
+        bad.request.priority = Some(Priority::High);
+        assert!(matches!(bad.cadence(), Err(ScheduleError::Request { .. })));
+        bad.request.priority = None;
         bad.request.kind = "teapots".into();
         assert!(matches!(bad.cadence(), Err(ScheduleError::Request { .. })));
         bad.name = "a.b".into();

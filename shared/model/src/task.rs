@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::code::ErrorCode;
 use crate::request::CollectRequest;
 
 /// How urgently a task should run. Higher priorities are served first; lower
@@ -141,6 +142,8 @@ pub struct TaskSpec {
     pub source: String,
     /// A plural kind name, or `all`.
     pub kind: String,
+    /// Its accounts and regions (its source, kind and priority are the
+    /// spec's own fields, and left out here).
     #[serde(default)]
     pub request: CollectRequest,
     #[serde(default)]
@@ -149,6 +152,36 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     pub created_at: DateTime<Utc>,
+}
+
+impl TaskSpec {
+    /// A spec for `request` (its source, kind and priority move to the spec).
+    pub fn new(
+        id: String,
+        mut request: CollectRequest,
+        schedule: Option<&str>,
+        created_at: DateTime<Utc>,
+    ) -> TaskSpec {
+        TaskSpec {
+            id,
+            source: std::mem::take(&mut request.source),
+            kind: std::mem::take(&mut request.kind),
+            priority: request.priority.take().unwrap_or_default(),
+            request,
+            schedule: schedule.map(str::to_owned),
+            created_at,
+        }
+    }
+
+    /// The whole request it runs.
+    pub fn request(&self) -> CollectRequest {
+        CollectRequest {
+            source: self.source.clone(),
+            kind: self.kind.clone(),
+            priority: Some(self.priority),
+            ..self.request.clone()
+        }
+    }
 }
 
 /// How far an active task has come.
@@ -165,7 +198,7 @@ pub struct Progress {
 /// Why a task failed: a stable code and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskError {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -250,12 +283,12 @@ impl Task {
     }
 
     /// A request that can never run (malformed, unknown kind): dead on arrival.
-    pub fn rejected(spec: TaskSpec, code: &str, message: &str) -> Task {
+    pub fn rejected(spec: TaskSpec, code: ErrorCode, message: &str) -> Task {
         let mut task = Task::new(spec);
         task.state = TaskState::Dead;
         task.finished_at = Some(task.spec.created_at);
         task.error = Some(TaskError {
-            code: code.to_owned(),
+            code,
             message: message.to_owned(),
         });
         task
@@ -301,14 +334,14 @@ pub fn sort_tasks(tasks: &mut [Task]) {
 pub struct AttemptOutcome {
     /// The request could not be planned (e.g. unknown account, denied credentials
     /// of the only account): `(code, message, retryable)`.
-    pub plan_error: Option<(String, String, bool)>,
+    pub plan_error: Option<(ErrorCode, String, bool)>,
     pub scopes_completed: u64,
     /// Scopes that failed for a transient reason (after the in-task retries).
     pub scopes_retryable: u64,
     /// Scopes that failed for good (denied credentials, bad data).
     pub scopes_permanent: u64,
     /// The first failure, for the task's error.
-    pub first_error: Option<(String, String)>,
+    pub first_error: Option<(ErrorCode, String)>,
     pub cancelled: bool,
 }
 
@@ -330,8 +363,8 @@ pub fn next_step(outcome: &AttemptOutcome, attempts: u32, max_attempts: u32) -> 
     if outcome.cancelled {
         return NextStep::Cancelled;
     }
-    let error = |(code, message): (&str, &str)| TaskError {
-        code: code.to_owned(),
+    let error = |(code, message): (ErrorCode, &str)| TaskError {
+        code,
         message: message.to_owned(),
     };
     let retry_or_dead = |e: TaskError| {
@@ -339,13 +372,13 @@ pub fn next_step(outcome: &AttemptOutcome, attempts: u32, max_attempts: u32) -> 
             NextStep::Retry(e)
         } else {
             NextStep::Dead(TaskError {
-                code: "attempts_exhausted".into(),
+                code: ErrorCode::AttemptsExhausted,
                 message: format!("gave up after {attempts} attempts: {}", e.message),
             })
         }
     };
     if let Some((code, message, retryable)) = &outcome.plan_error {
-        let e = error((code, message));
+        let e = error((*code, message));
         return if *retryable {
             retry_or_dead(e)
         } else {
@@ -355,8 +388,8 @@ pub fn next_step(outcome: &AttemptOutcome, attempts: u32, max_attempts: u32) -> 
     let first = outcome
         .first_error
         .as_ref()
-        .map(|(c, m)| error((c, m)))
-        .unwrap_or_else(|| error(("scan_failed", "a scan failed")));
+        .map(|(c, m)| error((*c, m)))
+        .unwrap_or_else(|| error((ErrorCode::ScanFailed, "a scan failed")));
     if outcome.scopes_retryable > 0 {
         retry_or_dead(first)
     } else if outcome.scopes_permanent > 0 && outcome.scopes_completed == 0 {
@@ -424,7 +457,7 @@ mod tests {
             scopes_retryable: retryable,
             scopes_permanent: permanent,
             first_error: (retryable + permanent > 0)
-                .then(|| ("provider_error".into(), "boom".into())),
+                .then(|| (ErrorCode::ProviderError, "boom".into())),
             ..Default::default()
         }
     }
@@ -438,24 +471,24 @@ mod tests {
         ));
         match next_step(&outcome(2, 1, 0), 3, 3) {
             NextStep::Dead(e) => {
-                assert_eq!(e.code, "attempts_exhausted");
+                assert_eq!(e.code, ErrorCode::AttemptsExhausted);
                 assert!(e.message.contains("3 attempts: boom"), "{}", e.message);
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            matches!(next_step(&outcome(0, 0, 2), 1, 3), NextStep::Dead(e) if e.code == "provider_error")
+            matches!(next_step(&outcome(0, 0, 2), 1, 3), NextStep::Dead(e) if e.code == ErrorCode::ProviderError)
         );
         assert!(matches!(
             next_step(&outcome(1, 0, 2), 1, 3),
             NextStep::Fail(_)
         ));
         let plan = |retryable| AttemptOutcome {
-            plan_error: Some(("unknown_account".into(), "no".into(), retryable)),
+            plan_error: Some((ErrorCode::UnknownAccount, "no".into(), retryable)),
             ..Default::default()
         };
         assert!(
-            matches!(next_step(&plan(false), 1, 3), NextStep::Dead(e) if e.code == "unknown_account")
+            matches!(next_step(&plan(false), 1, 3), NextStep::Dead(e) if e.code == ErrorCode::UnknownAccount)
         );
         assert!(matches!(next_step(&plan(true), 1, 3), NextStep::Retry(_)));
         let cancelled = AttemptOutcome {

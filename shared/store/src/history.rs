@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use tokio_postgres::types::ToSql;
 
 use crate::sql::key_columns;
-use crate::{Store, StoreError};
+use crate::{ReadStore, Store, StoreError};
 
 /// A point in history: a stream sequence or an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ pub struct Changes {
     pub last_seq: Option<u64>,
 }
 
-impl Store {
+impl ReadStore {
     /// Versions of a resource, newest first, below `before_seq` if given.
     pub async fn history(
         &self,

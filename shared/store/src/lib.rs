@@ -87,14 +87,31 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-/// A pool of connections and the SQL generated for every kind.
+/// A handle that can only read the projection: a pool of connections and the
+/// SQL generated for every kind. This is what the API gets; nothing within
+/// its reach applies a batch, migrates or drops a schema.
 #[derive(Clone)]
-pub struct Store {
+pub struct ReadStore {
     pool: Pool,
     config: tokio_postgres::Config,
     /// The schema the projection lives in (`None`: the database's default).
     schema: Option<String>,
     kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
+}
+
+/// The projection's one writer handle (the fold, migrations, replays,
+/// retention). It reads as a [`ReadStore`] too.
+#[derive(Clone)]
+pub struct Store {
+    read: ReadStore,
+}
+
+impl std::ops::Deref for Store {
+    type Target = ReadStore;
+
+    fn deref(&self) -> &ReadStore {
+        &self.read
+    }
 }
 
 /// Where the pointer to the schema the API serves lives (outside any
@@ -109,6 +126,80 @@ pub fn valid_schema_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && name.len() <= 63
         && !name.starts_with("pg_")
+}
+
+impl ReadStore {
+    /// The same database, in another projection schema.
+    pub fn in_schema(&self, schema: Option<&str>) -> Result<ReadStore, StoreError> {
+        Ok(Store::reopened(
+            &self.config,
+            schema,
+            self.pool.status().max_size,
+            self.kinds.clone(),
+        )?
+        .read)
+    }
+
+    /// The schema this store reads (`None`: the default).
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// The schema the API is told to serve (`None`: the default schema).
+    pub async fn serving_schema(&self) -> Result<Option<String>, StoreError> {
+        let client = self.pool.get().await?;
+        // The pointer table may not exist yet: then nothing was ever switched.
+        let exists: bool = client
+            .query_one(
+                &format!("SELECT to_regclass('{SERVING_TABLE}') IS NOT NULL"),
+                &[],
+            )
+            .await?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let row = client
+            .query_opt(&format!("SELECT schema_name FROM {SERVING_TABLE}"), &[])
+            .await?;
+        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    }
+
+    /// True when a connection answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// The last stream sequence a projection has applied (0 if none).
+    pub async fn checkpoint(&self, projection: &str) -> Result<u64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT last_seq FROM projection_checkpoint WHERE projection = $1",
+                &[&projection],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
+    }
+
+    /// The change log position up to which `projection`'s change notifier
+    /// has published every change; `None` if it never recorded one.
+    pub async fn notified_up_to(&self, projection: &str) -> Result<Option<u64>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                "SELECT last_position FROM change_notifier WHERE projection = $1",
+                &[&projection],
+            )
+            .await?;
+        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+    }
+
+    fn kind_sql(&self, kind: &KindDef) -> &sql::KindSql {
+        &self.kinds[kind.table]
+    }
 }
 
 impl Store {
@@ -136,10 +227,23 @@ impl Store {
 
     /// The same database, in another projection schema.
     pub fn in_schema(&self, schema: Option<&str>) -> Result<Store, StoreError> {
-        let mut config = self.config.clone();
+        Store::reopened(
+            &self.config,
+            schema,
+            self.pool.status().max_size,
+            self.kinds.clone(),
+        )
+    }
+
+    fn reopened(
+        config: &tokio_postgres::Config,
+        schema: Option<&str>,
+        max_connections: usize,
+        kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
+    ) -> Result<Store, StoreError> {
+        let mut config = config.clone();
         config.options("");
-        let max = self.pool.status().max_size;
-        Store::pooled(config, schema, max, self.kinds.clone())
+        Store::pooled(config, schema, max_connections, kinds)
     }
 
     fn pooled(
@@ -168,36 +272,18 @@ impl Store {
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
         Ok(Store {
-            pool,
-            config,
-            schema: schema.map(str::to_owned),
-            kinds,
+            read: ReadStore {
+                pool,
+                config,
+                schema: schema.map(str::to_owned),
+                kinds,
+            },
         })
     }
 
-    /// The schema this store reads and writes (`None`: the default).
-    pub fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
-    }
-
-    /// The schema the API is told to serve (`None`: the default schema).
-    pub async fn serving_schema(&self) -> Result<Option<String>, StoreError> {
-        let client = self.pool.get().await?;
-        // The pointer table may not exist yet: then nothing was ever switched.
-        let exists: bool = client
-            .query_one(
-                &format!("SELECT to_regclass('{SERVING_TABLE}') IS NOT NULL"),
-                &[],
-            )
-            .await?
-            .get(0);
-        if !exists {
-            return Ok(None);
-        }
-        let row = client
-            .query_opt(&format!("SELECT schema_name FROM {SERVING_TABLE}"), &[])
-            .await?;
-        Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+    /// The read-only handle on the same pool.
+    pub fn reader(&self) -> ReadStore {
+        self.read.clone()
     }
 
     /// Point the API at `schema` (one row update, so every API instance switches
@@ -289,38 +375,6 @@ impl Store {
         Ok(report?.applied_migrations().len())
     }
 
-    /// True when a connection answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
-    }
-
-    /// The last stream sequence a projection has applied (0 if none).
-    pub async fn checkpoint(&self, projection: &str) -> Result<u64, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT last_seq FROM projection_checkpoint WHERE projection = $1",
-                &[&projection],
-            )
-            .await?;
-        Ok(row.map(|r| r.get::<_, i64>(0) as u64).unwrap_or(0))
-    }
-
-    /// The change log position up to which `projection`'s change notifier
-    /// has published every change; `None` if it never recorded one.
-    pub async fn notified_up_to(&self, projection: &str) -> Result<Option<u64>, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT last_position FROM change_notifier WHERE projection = $1",
-                &[&projection],
-            )
-            .await?;
-        Ok(row.map(|r| r.get::<_, i64>(0) as u64))
-    }
-
     /// Record that every change up to log position `position` has been published.
     pub async fn set_notified_up_to(
         &self,
@@ -352,9 +406,5 @@ impl Store {
             .await?;
         drop(client);
         self.checkpoint(projection).await
-    }
-
-    fn kind_sql(&self, kind: &KindDef) -> &sql::KindSql {
-        &self.kinds[kind.table]
     }
 }

@@ -8,7 +8,7 @@ use inventory_model::{ColumnType, KINDS, KindDef, LinkDef, Side};
 use serde_json::Value;
 
 use crate::sql::key_columns;
-use crate::{Store, StoreError};
+use crate::{ReadStore, Store, StoreError};
 
 /// `column = value` on a kind's key or typed columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -263,7 +263,7 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
     Ok((sql, params))
 }
 
-impl Store {
+impl ReadStore {
     /// One page of a kind, optionally through a link from a parent resource.
     pub async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
         let keys = key_columns(q.kind);
@@ -290,26 +290,6 @@ impl Store {
             items: page.iter().map(|row| row.get(0)).collect(),
             next,
         })
-    }
-
-    /// The SQL a list runs with its parameters written in as literals, for
-    /// benchmarks and EXPLAIN (e.g. pgbench running exactly what the API runs).
-    /// Behind the `bench` feature: text with inlined values is never run by
-    /// the services.
-    #[cfg(feature = "bench")]
-    pub fn list_sql_inlined(q: &ListQuery) -> Result<String, StoreError> {
-        let (mut sql, params) = list_statement(q)?;
-        let limit = format!("{}", q.limit + 1);
-        let literals: Vec<String> = params
-            .iter()
-            .map(|p| format!("'{}'", p.replace('\'', "''")))
-            .chain([limit])
-            .collect();
-        // Highest numbers first, so that $1 does not match the start of $10.
-        for (i, lit) in literals.iter().enumerate().rev() {
-            sql = sql.replace(&format!("${}", i + 1), lit);
-        }
-        Ok(sql)
     }
 
     /// Look a resource up by id, optionally narrowed by account and region.
@@ -403,6 +383,39 @@ impl Store {
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// A projection row as JSON, for checksums: what the events decide. The
+/// change log's positions come from a sequence, which a retried batch leaves
+/// gaps in: their order is the events', their numbers are not.
+fn row_json(table: &str) -> &'static str {
+    if table == "change_log" {
+        "(to_jsonb(t) - 'position')"
+    } else {
+        "to_jsonb(t)"
+    }
+}
+
+impl Store {
+    /// The SQL a list runs with its parameters written in as literals, for
+    /// benchmarks and EXPLAIN (e.g. pgbench running exactly what the API runs).
+    /// Behind the `bench` feature: text with inlined values is never run by
+    /// the services.
+    #[cfg(feature = "bench")]
+    pub fn list_sql_inlined(q: &ListQuery) -> Result<String, StoreError> {
+        let (mut sql, params) = list_statement(q)?;
+        let limit = format!("{}", q.limit + 1);
+        let literals: Vec<String> = params
+            .iter()
+            .map(|p| format!("'{}'", p.replace('\'', "''")))
+            .chain([limit])
+            .collect();
+        // Highest numbers first, so that $1 does not match the start of $10.
+        for (i, lit) in literals.iter().enumerate().rev() {
+            sql = sql.replace(&format!("${}", i + 1), lit);
+        }
+        Ok(sql)
+    }
 
     /// Every table the projection writes (kinds, their histories, links,
     /// scans, the change log).
@@ -417,17 +430,6 @@ impl Store {
             )
             .chain(["scan".to_owned(), "change_log".to_owned()])
             .collect()
-    }
-}
-
-/// A projection row as JSON, for checksums: what the events decide. The
-/// change log's positions come from a sequence, which a retried batch leaves
-/// gaps in: their order is the events', their numbers are not.
-fn row_json(table: &str) -> &'static str {
-    if table == "change_log" {
-        "(to_jsonb(t) - 'position')"
-    } else {
-        "to_jsonb(t)"
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use inventory_collector::{Pacing, duration_text};
+use inventory_collector::Pacing;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
@@ -36,7 +36,10 @@ pub struct ClusterSpec {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// How long one call may take.
-    #[serde(default = "default_timeout", deserialize_with = "duration_text")]
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "inventory_model::duration::from_text"
+    )]
     pub timeout: Duration,
 }
 
