@@ -214,3 +214,15 @@ fn the_sql_inlining_helper_is_only_for_benchmarks() {
             .ends_with("#[cfg(feature = \"bench\")]")
     );
 }
+
+/// Every error code a client can see is in the README's table.
+#[test]
+fn every_error_code_is_documented() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    for code in inventory_model::ErrorCode::ALL {
+        assert!(
+            readme.contains(&format!("`{code}`")),
+            "error code {code} is not in the README"
+        );
+    }
+}
