@@ -66,6 +66,37 @@ ensure_postgres() {
   fi
 }
 
+# promtool (Debian's prometheus package): the metrics tests check the
+# exposition, the alert rules and every dashboard expression with it.
+ensure_promtool() {
+  if ! command -v promtool >/dev/null 2>&1; then
+    log "installing prometheus (Debian, for promtool)"
+    if [ "$(id -u)" != 0 ]; then die "promtool is missing and installing it needs root"; fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+      || die "apt-get install prometheus failed"
+  fi
+}
+
+# Debian's chromium and Node with playwright-core (npm, no browser download):
+# the console test drives the web console in a real browser.
+ensure_browser() {
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    log "installing chromium and nodejs (Debian, for the console test)"
+    if [ "$(id -u)" != 0 ]; then die "chromium or npm is missing and installing them needs root"; fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    local pkgs=(chromium)
+    command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null \
+      || die "apt-get install ${pkgs[*]} failed"
+  fi
+  local dir="$ROOT/integration-tests/console"
+  if [ ! -d "$dir/node_modules/playwright-core" ]; then
+    log "installing playwright-core (npm)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in $dir failed"
+  fi
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

@@ -7,6 +7,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 ensure_moto
+ensure_promtool
+ensure_browser
 start_throwaway_servers
 export INVENTORY_TEST_MOTO_SERVER="$MOTO_SERVER"
 

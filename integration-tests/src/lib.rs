@@ -27,6 +27,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub mod ganeti;
+pub mod otlp;
+pub mod scrape;
 pub mod synthetic;
 
 fn env(name: &str) -> String {
@@ -36,7 +38,13 @@ fn env(name: &str) -> String {
 }
 
 pub fn init_tracing() {
-    let _ = inventory_telemetry::init(inventory_telemetry::LogFormat::Text, "warn", true);
+    let _ = inventory_telemetry::init(
+        inventory_telemetry::LogFormat::Text,
+        "warn",
+        true,
+        "inventory-test",
+        &inventory_telemetry::Traces::Off,
+    );
 }
 
 fn unique(prefix: &str) -> String {
@@ -211,12 +219,12 @@ impl TestEnv {
     }
 
     pub fn api(&self) -> Api {
-        let server = ApiServer::start(
-            "127.0.0.1:0",
-            ApiState::new(self.store.reader(), Some(self.bus.clone())),
-            1,
-        )
-        .expect("api");
+        self.api_with(ApiState::new(self.store.reader(), Some(self.bus.clone())))
+    }
+
+    /// An API on `state`.
+    pub fn api_with(&self, state: ApiState) -> Api {
+        let server = ApiServer::start("127.0.0.1:0", state, 1).expect("api");
         Api {
             base: format!("http://{}", server.addr),
             client: reqwest::Client::new(),
@@ -260,6 +268,25 @@ impl Api {
                 None => return items,
             }
         }
+    }
+
+    /// `GET /metrics` as text.
+    pub async fn metrics(&self) -> String {
+        scrape::get(&self.base).await
+    }
+
+    /// `POST /api/v1/collect` with `body`: the id of the task it queued.
+    pub async fn collect(&self, body: serde_json::Value) -> String {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/collect", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("collect request");
+        assert_eq!(resp.status().as_u16(), 202);
+        let body: serde_json::Value = resp.json().await.expect("collect reply");
+        body["task"]["id"].as_str().expect("task id").to_owned()
     }
 
     /// The values of `field` across a whole list, sorted.

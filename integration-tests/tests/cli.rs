@@ -27,6 +27,41 @@ fn up_env(
     envs
 }
 
+/// A moto with one VPC, and the settings of an `inventory up` on a fresh
+/// database that collects it at start, plus `extra`: moto, the VPC's id, the
+/// API address, the settings.
+async fn one_vpc_fleet(
+    extra: &[(&'static str, String)],
+) -> (
+    Moto,
+    String,
+    std::net::SocketAddr,
+    Vec<(&'static str, String)>,
+) {
+    let moto = Moto::start().await;
+    let vpc = moto
+        .ec2("us-east-1")
+        .create_vpc()
+        .cidr_block("10.3.0.0/16")
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
+    let (_, db_url) = fresh_store().await;
+    let api = free_addr();
+    let mut settings = vec![
+        ("INVENTORY_AWS_REGIONS", "us-east-1".into()),
+        ("INVENTORY_COLLECT_INTERVAL", "1h".into()),
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ];
+    settings.extend(extra.iter().cloned());
+    let envs = up_env(db_url, api, &settings);
+    (moto, vpc_id, api, envs)
+}
+
 /// `inventory collect <args>`: whether it succeeded, and the reply it printed.
 async fn collect(envs: &[(&str, String)], args: &[&str]) -> (bool, serde_json::Value) {
     let out = command(envs)
@@ -84,29 +119,7 @@ async fn served(url: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inventory_up_serves_the_fleet_and_collect_requests_work() {
-    let moto = Moto::start().await;
-    let ec2 = moto.ec2("us-east-1");
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.3.0.0/16")
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
-    let (_, db_url) = fresh_store().await;
-    let api = free_addr();
-    let envs = up_env(
-        db_url,
-        api,
-        &[
-            ("INVENTORY_AWS_REGIONS", "us-east-1".into()),
-            ("INVENTORY_COLLECT_INTERVAL", "1h".into()),
-            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-        ],
-    );
+    let (_moto, vpc_id, api, envs) = one_vpc_fleet(&[]).await;
     let mut up = command(&envs)
         .arg("up")
         .stdout(Stdio::null())
@@ -290,4 +303,127 @@ collector: {{ interval: 1h }}
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The families `/metrics` of `inventory up` has after a collection: every
+/// one that dashboards and alerts use (docs/observability.md).
+const FAMILIES: &[&str] = &[
+    "inventory_stream_messages",
+    "inventory_stream_bytes",
+    "inventory_stream_last_sequence",
+    "inventory_consumer_pending_messages",
+    "inventory_consumer_ack_pending_messages",
+    "inventory_consumer_redelivered_messages",
+    "inventory_projection_checkpoint_sequence",
+    "inventory_projection_lag_messages",
+    "inventory_projection_lag_seconds",
+    "inventory_projector_events_total",
+    "inventory_projector_batch_duration_seconds",
+    "inventory_dead_letters",
+    "inventory_provider_calls_total",
+    "inventory_provider_throttles_total",
+    "inventory_provider_retries_total",
+    "inventory_scans_total",
+    "inventory_scan_duration_seconds",
+    "inventory_scan_resources_total",
+    "inventory_tasks",
+    "inventory_task_duration_seconds",
+    "inventory_resources",
+    "inventory_changes_total",
+    "inventory_http_requests_total",
+    "inventory_http_request_duration_seconds",
+    "inventory_build_info",
+];
+
+/// `inventory up` with JSON logs and an OTLP endpoint: `/metrics` on the API
+/// address has every family with real values and passes promtool, log lines
+/// carry the trace and span ids of their span, and those spans reach the
+/// OTLP receiver under the service name `inventory-up`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_up_serves_metrics_and_exports_spans_named_in_its_json_logs() {
+    use inventory_integration_tests::otlp::OtlpReceiver;
+    use inventory_integration_tests::scrape::{Scrape, promtool};
+    use tokio::io::AsyncBufReadExt;
+
+    let receiver = OtlpReceiver::start();
+    let (_moto, vpc_id, api, envs) = one_vpc_fleet(&[
+        ("INVENTORY_LOG_FORMAT", "json".into()),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.clone()),
+    ])
+    .await;
+    let mut up = command(&envs)
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(up.stderr.take().unwrap()).lines();
+    let logged = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            all.push(line);
+        }
+        all
+    });
+
+    served(&format!("http://{api}/api/v1/aws/vpcs/{vpc_id}")).await;
+    // The sample refreshes every 5 s: wait for one after the projection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = inventory_integration_tests::scrape::get(&format!("http://{api}")).await;
+        let s = Scrape::parse(&text);
+        // The collection at start is a task: its attempt recorded too.
+        if s.sum("inventory_resources", &[("kind", "vpc")]) >= Some(2.0)
+            && s.sum("inventory_projection_lag_messages", &[]) == Some(0.0)
+            && s.sum("inventory_task_duration_seconds_count", &[]) >= Some(1.0)
+        {
+            break text;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let scrape = Scrape::parse(&text);
+    let missing: Vec<_> = FAMILIES
+        .iter()
+        .filter(|f| !scrape.families.contains_key(**f))
+        .collect();
+    assert!(missing.is_empty(), "missing families: {missing:?}");
+    assert!(scrape.value("inventory_scans_total", &[("outcome", "completed")]) >= 1.0);
+    let (ok, out) = promtool(&["check", "metrics"], &text);
+    assert!(ok, "promtool check metrics: {out}");
+
+    signal(&up, "-INT");
+    let exit = tokio::time::timeout(Duration::from_secs(20), up.wait())
+        .await
+        .expect("up stops on SIGINT")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let lines = logged.await.unwrap();
+    let scans: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "scan completed")
+        .collect();
+    assert!(!scans.is_empty(), "{lines:#?}");
+    let line = &scans[0];
+    let (trace, span) = (
+        line["trace_id"].as_str().expect("trace_id"),
+        line["span_id"].as_str().expect("span_id"),
+    );
+    assert_eq!((trace.len(), span.len()), (32, 16), "{line}");
+    // Spans are exported at the stop at the latest.
+    let spans = receiver
+        .wait_for("the logged scan's span", |spans| {
+            spans.iter().any(|s| s.span_id == span)
+        })
+        .await;
+    let scan = spans.iter().find(|s| s.span_id == span).unwrap();
+    assert_eq!(
+        (
+            scan.name.as_str(),
+            scan.trace_id.as_str(),
+            scan.service.as_str()
+        ),
+        ("scan", trace, "inventory-up")
+    );
 }

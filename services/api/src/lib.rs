@@ -8,8 +8,11 @@
 //! a get, and nested collections for every link it takes part in.
 
 mod consistency;
+mod console;
 mod error;
+mod metrics;
 mod routes;
+mod stats;
 mod tasks;
 
 use std::future::Future;
@@ -22,6 +25,7 @@ use inventory_bus::{Bus, TaskView};
 use inventory_store::ReadStore;
 
 pub use error::ApiError;
+pub use metrics::MetricsServer;
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -41,6 +45,8 @@ pub struct ApiState {
     progress: Arc<consistency::Progress>,
     /// The task records, watched (started at the first request that needs them).
     tasks: Arc<tokio::sync::OnceCell<TaskView>>,
+    /// The families `/metrics` samples (started at the first scrape).
+    sampler: Arc<stats::Sampler>,
 }
 
 /// How often the API checks which schema it should serve.
@@ -56,6 +62,7 @@ impl ApiState {
             read_wait: Duration::from_secs(30),
             progress: Arc::default(),
             tasks: Arc::default(),
+            sampler: Arc::default(),
         }
     }
 
@@ -71,6 +78,12 @@ impl ApiState {
     /// Wait for projection `name` (default `tables`) on reads that ask to.
     pub fn with_projection(mut self, name: &str) -> ApiState {
         self.projection = name.to_owned();
+        self
+    }
+
+    /// Refresh the families `/metrics` samples this often (default 5 s).
+    pub fn with_sample_every(mut self, every: Duration) -> ApiState {
+        self.sampler = Arc::new(stats::Sampler::every(every));
         self
     }
 
@@ -129,6 +142,7 @@ pub struct ApiServer {
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     follow: tokio::task::JoinHandle<()>,
+    sampler: Arc<stats::Sampler>,
 }
 
 impl ApiServer {
@@ -141,6 +155,7 @@ impl ApiServer {
         let listener = TcpListener::bind(addr).map_err(bind)?;
         let addr_text = addr;
         let addr = listener.local_addr().map_err(bind)?;
+        let sampler = state.sampler.clone();
         let follow = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -155,8 +170,10 @@ impl ApiServer {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(consistency::read_after))
+                .wrap(actix_web::middleware::from_fn(metrics::observe))
                 .app_data(web::Data::new(state.clone()))
                 .app_data(routes::query_config())
+                .configure(console::configure)
                 .configure(routes::configure)
         })
         .workers(workers.max(1))
@@ -178,6 +195,7 @@ impl ApiServer {
             handle,
             task,
             follow,
+            sampler,
         })
     }
 
@@ -195,6 +213,7 @@ impl ApiServer {
             }
             Some(ended) => {
                 self.follow.abort();
+                self.sampler.stop();
                 Err(match ended {
                     Ok(Ok(())) => ServerError::Stopped,
                     Ok(Err(e)) => ServerError::Failed(e),
@@ -208,6 +227,7 @@ impl ApiServer {
     /// the server to end.
     pub async fn stop(self) {
         self.follow.abort();
+        self.sampler.stop();
         self.handle.stop(true).await;
         let _ = self.task.await;
     }

@@ -18,10 +18,13 @@ pub(crate) type Params = web::Query<Vec<(String, String)>>;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(crate::metrics::api_metrics))
         .service(
             web::scope("/api/v1")
                 .configure(crate::tasks::configure)
                 .route("/changes", web::get().to(changes))
+                .route("/stats", web::get().to(crate::stats::stats))
+                .route("/kinds", web::get().to(kinds))
                 .route("/{source}/{kinds}", web::get().to(list))
                 .route("/{source}/{kinds}/{id}", web::get().to(get))
                 .route("/{source}/{kinds}/{id}/history", web::get().to(history))
@@ -486,6 +489,42 @@ async fn diff(
         "to": version_meta(&new),
         "changes": changes,
     })))
+}
+
+/// `GET /api/v1/kinds`: every kind of the catalogue, with its routes' names,
+/// the columns its lists filter on, and the kinds its nested routes reach.
+async fn kinds() -> HttpResponse {
+    let items: Vec<Value> = KINDS
+        .iter()
+        .map(|k| {
+            let linked: Vec<Value> = KINDS
+                .iter()
+                .flat_map(|owner| owner.links.iter())
+                .filter_map(|l| {
+                    let other = match l.side_of(k)? {
+                        inventory_model::Side::A => l.b,
+                        inventory_model::Side::B => l.a,
+                    };
+                    let other = KINDS
+                        .iter()
+                        .find(|o| o.source == other.source && o.name == other.kind)?;
+                    Some(
+                        json!({"source": other.source, "kind": other.name, "plural": other.plural}),
+                    )
+                })
+                .collect();
+            json!({
+                "source": k.source,
+                "kind": k.name,
+                "plural": k.plural,
+                "id_column": k.id_column,
+                "regional": k.regional(),
+                "columns": k.columns.iter().map(|c| c.name).collect::<Vec<_>>(),
+                "links": linked,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "items": items }))
 }
 
 /// `GET /api/v1/changes`: every change in stream order, resumable by `since`.

@@ -21,6 +21,7 @@ pub struct Config {
     pub collector: CollectorConfig,
     pub projector: ProjectorConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
     /// Periodic collections (`every: 1h` or `cron: "0 */6 * * *"`). None
     /// configured: one schedule `all` of every kind, every `collector.interval`.
@@ -110,6 +111,30 @@ pub struct CollectorConfig {
 pub struct ProjectorConfig {
     pub name: String,
     pub batch_size: usize,
+}
+
+/// `GET /metrics` of `inventory collector` and `inventory projector` (the
+/// API and `inventory up` serve it on the API address).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to listen; `off` serves none.
+    pub addr: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            addr: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The address to serve metrics on; `None` when switched off.
+    pub fn addr(&self) -> Option<&str> {
+        (self.addr != "off").then_some(self.addr.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -275,6 +300,9 @@ impl Config {
         }
         if let Some(v) = get("INVENTORY_COLLECT_INTERVAL") {
             self.collector.interval = v;
+        }
+        if let Some(v) = get("INVENTORY_METRICS_ADDR") {
+            self.metrics.addr = v;
         }
         if let Some(v) = get("INVENTORY_LOG_FORMAT") {
             self.log.format = v;
@@ -449,6 +477,13 @@ mod tests {
         assert_eq!(c.interval().unwrap(), None);
         assert_eq!(c.nats.url, "nats://n:1");
         assert_eq!(c.database_url_redacted(), "postgres://u:***@h/db");
+        // Metrics of the collector and projector: default, file, environment, off.
+        assert_eq!(c.metrics.addr(), Some("127.0.0.1:9464"));
+        std::fs::write(&file, "metrics:\n  addr: 0.0.0.0:9500\n").unwrap();
+        let c = Config::load_with(Some(&file), &env(&[])).unwrap();
+        assert_eq!(c.metrics.addr(), Some("0.0.0.0:9500"));
+        let c = Config::load_with(Some(&file), &env(&[("INVENTORY_METRICS_ADDR", "off")])).unwrap();
+        assert_eq!(c.metrics.addr(), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use inventory_api::{ApiServer, ApiState};
+use inventory_api::{ApiServer, ApiState, MetricsServer};
 use inventory_bus::{Bus, Reach};
 use inventory_collector::{Collector, CollectorSettings};
 use inventory_projector::housekeeping::run_housekeeping;
 use inventory_projector::notify::run_notifier;
 use inventory_projector::{Projector, ProjectorSettings};
 use inventory_store::Store;
-use inventory_telemetry::LogFormat;
+use inventory_telemetry::{LogFormat, Telemetry, Traces};
 use tokio_util::sync::CancellationToken;
 
 use config::Config;
@@ -81,6 +81,18 @@ enum Command {
 impl Command {
     /// Services log what they do (`info`); commands a person runs print their
     /// result and log only warnings and errors, unless `RUST_LOG` says otherwise.
+    /// The service a process is, for its spans: a service command's name,
+    /// `cli` for commands a person runs.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Up => "up",
+            Command::Collector => "collector",
+            Command::Projector => "projector",
+            Command::Api => "api",
+            _ => "cli",
+        }
+    }
+
     fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Up | Command::Collector | Command::Projector | Command::Api => "info",
@@ -89,12 +101,23 @@ impl Command {
     }
 }
 
-fn init_tracing(config: &Config, default_filter: &str) -> anyhow::Result<()> {
+/// Logs, and spans exported over OTLP if `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+/// (service name `inventory-<command>` unless `OTEL_SERVICE_NAME` says).
+fn init_tracing(config: &Config, command: &Command) -> anyhow::Result<Telemetry> {
     let format = match config.log.format.as_str() {
         "json" => LogFormat::Json,
         _ => LogFormat::Text,
     };
-    inventory_telemetry::init(format, default_filter, false).context("failed to set up logging")
+    let traces = Traces::from_env().context("invalid OTEL_EXPORTER_OTLP settings")?;
+    let service = format!("inventory-{}", command.name());
+    inventory_telemetry::init(
+        format,
+        command.default_log_filter(),
+        false,
+        &service,
+        &traces,
+    )
+    .context("failed to set up logging")
 }
 
 /// The bus of a service: a server that is not up yet is waited for.
@@ -282,7 +305,16 @@ async fn run() -> anyhow::Result<()> {
         _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
-    init_tracing(&config, cli.command.default_log_filter())?;
+    let telemetry = init_tracing(&config, &cli.command)?;
+    let result = execute(cli, config).await;
+    // The spans of the last moments, exported before the process ends.
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .ok();
+    result
+}
+
+async fn execute(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
             let store = connect_store(&config)?;
@@ -325,6 +357,7 @@ async fn run() -> anyhow::Result<()> {
             let bus = connect_bus(&config).await?;
             let shutdown = shutdown_on_ctrl_c();
             let mut services = Services::default();
+            spawn_metrics(&mut services, &config, &shutdown)?;
             spawn_collection(&mut services, &config, cli.config.clone(), bus, &shutdown).await?;
             services.run(shutdown, STOP_GRACE).await?;
         }
@@ -333,6 +366,7 @@ async fn run() -> anyhow::Result<()> {
             let store = serving_store(&config).await?;
             let shutdown = shutdown_on_ctrl_c();
             let mut services = Services::default();
+            spawn_metrics(&mut services, &config, &shutdown)?;
             spawn_projection(&mut services, &config, &bus, store, &shutdown)?;
             services.run(shutdown, STOP_GRACE).await?;
         }
@@ -378,6 +412,22 @@ async fn spawn_collection(
         "collector",
         collector(config, bus).await?.run(shutdown.clone()),
     );
+    Ok(())
+}
+
+/// `GET /metrics` on `metrics.addr`, unless it is `off`.
+fn spawn_metrics(
+    services: &mut Services,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(addr) = config.metrics.addr() {
+        let server = MetricsServer::start(addr)?;
+        let shutdown = shutdown.clone();
+        services.spawn("metrics", async move {
+            server.serve_until(shutdown.cancelled_owned()).await
+        });
+    }
     Ok(())
 }
 

@@ -23,8 +23,9 @@ use inventory_bus::{Bus, BusError};
 use inventory_model::{CollectRequest, ErrorCode, KindDef, RequestError, ScheduleDef, Scope};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-pub use pacing::{CallStats, Failure, Pacer, Pacing};
+pub use pacing::{CallKey, CallStats, Failure, Pacer, Pacing};
 pub use provider::Provider;
 pub use tasks::TaskSettings;
 
@@ -559,7 +560,11 @@ impl Collector {
                 .collect();
             let (global, settings) = (global.clone(), self.settings.clone());
             planned += scopes.len();
-            tasks.spawn(async move { run_account(ctx, scopes, global, share, settings).await });
+            // In the span of the task (or request), so its scans are in its trace.
+            tasks.spawn(
+                async move { run_account(ctx, scopes, global, share, settings).await }
+                    .in_current_span(),
+            );
         }
         if let Some(p) = &progress {
             p.planned((planned + plan.unreachable.len()) as u64);
@@ -704,11 +709,14 @@ async fn run_account(
         let mut tasks = tokio::task::JoinSet::new();
         for (kind, scope) in regional {
             let (ctx, own, global) = (ctx.clone(), own.clone(), global.clone());
-            tasks.spawn(async move {
-                let _own = own.acquire_owned().await.expect("never closed");
-                let _slot = global.acquire_owned().await.expect("never closed");
-                (kind, scan::run(&ctx, kind, scope).await)
-            });
+            tasks.spawn(
+                async move {
+                    let _own = own.acquire_owned().await.expect("never closed");
+                    let _slot = global.acquire_owned().await.expect("never closed");
+                    (kind, scan::run(&ctx, kind, scope).await)
+                }
+                .in_current_span(),
+            );
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {

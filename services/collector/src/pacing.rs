@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 /// Pacing settings (config `aws.pacing`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -51,6 +52,34 @@ impl Default for Pacing {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
         }
+    }
+}
+
+/// A provider call: which API, in which scope. Calls are paced per key (one
+/// token bucket each) and counted under it (`inventory_provider_calls_total`
+/// and its throttles and retries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallKey<'a> {
+    pub source: &'a str,
+    /// The operation (`DescribeInstances`, `instances`): a kind's list
+    /// operation or another call the source makes.
+    pub api: &'a str,
+    pub account_id: &'a str,
+    /// Empty for calls outside a region.
+    pub region: &'a str,
+}
+
+impl CallKey<'_> {
+    /// The pacing bucket.
+    fn bucket(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.source, self.account_id, self.region, self.api
+        )
+    }
+
+    fn labels(&self) -> [&str; 4] {
+        [self.source, self.api, self.account_id, self.region]
     }
 }
 
@@ -149,8 +178,8 @@ impl Pacer {
     }
 
     /// The current rate of a bucket (calls per second), for tests and logs.
-    pub fn rate(&self, key: &str) -> f64 {
-        self.bucket(key).lock().expect("bucket").rate
+    pub fn rate(&self, key: &CallKey<'_>) -> f64 {
+        self.bucket(&key.bucket()).lock().expect("bucket").rate
     }
 
     /// The backoff before retry number `retry` (1-based): uniformly random up to
@@ -164,11 +193,11 @@ impl Pacer {
         )
     }
 
-    /// Run `call` under the bucket `key` (`account/region/Operation`), retrying
-    /// as `classify` says. Returns the last error when tries run out.
+    /// Run `call` under the bucket of `key`, retrying as `classify` says, and
+    /// count each try. Returns the last error when tries run out.
     pub async fn call<T, E, F, Fut>(
         &self,
-        key: &str,
+        key: &CallKey<'_>,
         stats: &mut CallStats,
         classify: impl Fn(&E) -> Failure,
         mut call: F,
@@ -177,7 +206,9 @@ impl Pacer {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let bucket = self.bucket(key);
+        let bucket = self.bucket(&key.bucket());
+        let metrics = &inventory_telemetry::metrics::METRICS;
+        metrics.provider_scope(key.labels());
         let floor = self.settings.rate / 64.0;
         let mut attempt = 0u32;
         loop {
@@ -190,9 +221,20 @@ impl Pacer {
                 tokio::time::sleep(wait).await;
             }
             stats.calls += 1;
+            metrics.provider_call(key.labels(), attempt > 1);
+            let span = tracing::info_span!(
+                "provider call",
+                source = key.source,
+                api = key.api,
+                account_id = key.account_id,
+                region = key.region,
+                attempt,
+                throttled = tracing::field::Empty,
+                failed = tracing::field::Empty,
+            );
             let result = {
                 let _permit = self.in_flight.acquire().await.expect("never closed");
-                call().await
+                call().instrument(span.clone()).await
             };
             let error = match result {
                 Ok(value) => {
@@ -201,10 +243,17 @@ impl Pacer {
                 }
                 Err(e) => e,
             };
-            match classify(&error) {
+            let failure = classify(&error);
+            span.record("failed", true);
+            span.record("throttled", failure == Failure::Throttled);
+            match failure {
                 Failure::Permanent => return Err(error),
                 Failure::Throttled => {
                     stats.throttles += 1;
+                    metrics
+                        .provider_throttles
+                        .with_label_values(&key.labels())
+                        .inc();
                     bucket.lock().expect("bucket").throttled(floor);
                 }
                 Failure::Transient => {}
@@ -215,7 +264,10 @@ impl Pacer {
             stats.retries += 1;
             let delay = self.backoff(attempt);
             tracing::debug!(
-                key,
+                source = key.source,
+                api = key.api,
+                account_id = key.account_id,
+                region = key.region,
                 attempt,
                 delay_ms = delay.as_millis() as u64,
                 "retrying provider call"
@@ -228,6 +280,22 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `account/region/Api` as a key.
+    fn key(text: &str) -> CallKey<'_> {
+        let mut parts = text.splitn(3, '/');
+        let (account_id, region, api) = (
+            parts.next().unwrap(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        CallKey {
+            source: "test",
+            api,
+            account_id,
+            region,
+        }
+    }
 
     fn pacer(rate: f64, burst: u32) -> Pacer {
         Pacer::new(Pacing {
@@ -247,7 +315,7 @@ mod tests {
         let mut stats = CallStats::default();
         for _ in 0..25 {
             p.call(
-                "a/r/Op",
+                &key("a/r/Op"),
                 &mut stats,
                 |_: &()| Failure::Permanent,
                 || async { Ok::<_, ()>(()) },
@@ -274,9 +342,9 @@ mod tests {
         let p = pacer(1.0, 1);
         let start = Instant::now();
         let mut stats = CallStats::default();
-        for key in ["a/r/Op", "b/r/Op", "a/s/Op", "a/r/Other"] {
+        for k in ["a/r/Op", "b/r/Op", "a/s/Op", "a/r/Other"] {
             p.call(
-                key,
+                &key(k),
                 &mut stats,
                 |_: &()| Failure::Permanent,
                 || async { Ok::<_, ()>(()) },
@@ -294,7 +362,7 @@ mod tests {
         let mut failures = 2;
         let out = p
             .call(
-                "a/r/Op",
+                &key("a/r/Op"),
                 &mut stats,
                 |e: &&str| {
                     if *e == "slow down" {
@@ -321,9 +389,9 @@ mod tests {
         );
         // Halved twice (2/s), then one success gave back 0.8.
         assert!(
-            (p.rate("a/r/Op") - 2.8).abs() < 1e-9,
+            (p.rate(&key("a/r/Op")) - 2.8).abs() < 1e-9,
             "{}",
-            p.rate("a/r/Op")
+            p.rate(&key("a/r/Op"))
         );
     }
 
@@ -333,7 +401,7 @@ mod tests {
         let mut stats = CallStats::default();
         let out: Result<(), &str> = p
             .call(
-                "k",
+                &key("k"),
                 &mut stats,
                 |_| Failure::Permanent,
                 || async { Err("denied") },
@@ -344,7 +412,7 @@ mod tests {
         let mut stats = CallStats::default();
         let out: Result<(), &str> = p
             .call(
-                "k",
+                &key("k"),
                 &mut stats,
                 |_| Failure::Transient,
                 || async { Err("503") },

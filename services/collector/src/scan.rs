@@ -140,54 +140,90 @@ pub(crate) async fn run(ctx: &ScanContext, kind: &'static KindDef, scope: Scope)
     let _exclusive = ctx.locks.lock(kind, &scope).await;
     let started = std::time::Instant::now();
     let result = scan(ctx, kind, &scope, &scan_id, trace.as_deref(), &mut report)
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+
     report.duration_ms = started.elapsed().as_millis() as u64;
-    if let Err(e) = result {
-        let end = match e {
-            CollectError::Cancelled => EventType::ScanCancelled,
-            _ => EventType::ScanFailed,
-        };
-        let mut failed = envelope(kind, &scope, &scan_id, &ctx.request_id, end);
-        failed.error = Some(e.to_string());
-        match ctx.bus.publish_events(&[failed], trace.as_deref()).await {
-            Ok(acks) => report.last_seq = last_seq(&acks).max(report.last_seq),
-            Err(publish) => {
-                tracing::error!(scan_id, error = %publish, "could not publish the scan's end")
+    let outcome = match &result {
+        Ok(()) => "completed",
+        Err(CollectError::Cancelled) => "cancelled",
+        Err(_) => "failed",
+    };
+    record(kind, &report, outcome, Some(started.elapsed()));
+    // Its end is published and logged in its span, with its trace and span ids.
+    async {
+        if let Err(e) = result {
+            let end = match e {
+                CollectError::Cancelled => EventType::ScanCancelled,
+                _ => EventType::ScanFailed,
+            };
+            let mut failed = envelope(kind, &scope, &scan_id, &ctx.request_id, end);
+            failed.error = Some(e.to_string());
+            match ctx.bus.publish_events(&[failed], trace.as_deref()).await {
+                Ok(acks) => report.last_seq = last_seq(&acks).max(report.last_seq),
+                Err(publish) => {
+                    tracing::error!(scan_id, error = %publish, "could not publish the scan's end")
+                }
             }
+            tracing::warn!(
+                scan_id, kind = kind.name, account_id = scope.account_id,
+                region = scope.region.as_deref().unwrap_or(""),
+                api_calls = report.api_calls, throttles = report.throttles, retries = report.retries,
+                duration_ms = report.duration_ms, retryable = e.is_retryable(), error = %e,
+                "scan failed"
+            );
+            report.retryable = e.is_retryable();
+            report.code = Some(e.code());
+            report.error = Some(e.to_string());
+        } else {
+            tracing::info!(
+                scan_id,
+                kind = kind.name,
+                account_id = scope.account_id,
+                region = scope.region.as_deref().unwrap_or(""),
+                seen = report.seen,
+                created = report.created,
+                updated = report.updated,
+                deleted = report.deleted,
+                rejected = report.rejected,
+                api_calls = report.api_calls,
+                throttles = report.throttles,
+                retries = report.retries,
+                duration_ms = report.duration_ms,
+                "scan completed"
+            );
         }
-        tracing::warn!(
-            scan_id, kind = kind.name, account_id = scope.account_id,
-            region = scope.region.as_deref().unwrap_or(""),
-            api_calls = report.api_calls, throttles = report.throttles, retries = report.retries,
-            duration_ms = report.duration_ms, retryable = e.is_retryable(), error = %e,
-            "scan failed"
-        );
-        report.retryable = e.is_retryable();
-        report.code = Some(e.code());
-        report.error = Some(e.to_string());
-    } else {
-        tracing::info!(
-            scan_id,
-            kind = kind.name,
-            account_id = scope.account_id,
-            region = scope.region.as_deref().unwrap_or(""),
-            seen = report.seen,
-            created = report.created,
-            updated = report.updated,
-            deleted = report.deleted,
-            rejected = report.rejected,
-            api_calls = report.api_calls,
-            throttles = report.throttles,
-            retries = report.retries,
-            duration_ms = report.duration_ms,
-            "scan completed"
-        );
     }
+    .instrument(span)
+    .await;
     if let Some(p) = &ctx.progress {
         p.scan_done(&report);
     }
     report
+}
+
+/// Count a finished scan (`inventory_scans_total`, its duration and what it
+/// found); `took` is `None` for a scan that never started.
+fn record(kind: &KindDef, report: &ScanReport, outcome: &str, took: Option<std::time::Duration>) {
+    let m = &inventory_telemetry::metrics::METRICS;
+    m.scans
+        .with_label_values(&[kind.source, kind.name, &report.account_id, outcome])
+        .inc();
+    if let Some(took) = took {
+        m.scan_duration
+            .with_label_values(&[kind.source, kind.name])
+            .observe(took.as_secs_f64());
+    }
+    for (change, n) in [
+        ("created", report.created),
+        ("updated", report.updated),
+        ("deleted", report.deleted),
+        ("unchanged", report.unchanged),
+    ] {
+        m.scan_resources
+            .with_label_values(&[kind.source, kind.name, change])
+            .inc_by(n);
+    }
 }
 
 /// The highest sequence of a batch of publishes (0: none).
@@ -216,7 +252,7 @@ pub(crate) async fn fail_unstarted(
             0
         }
     };
-    ScanReport {
+    let report = ScanReport {
         scan_id,
         kind: kind.name.to_owned(),
         account_id: scope.account_id.clone(),
@@ -227,7 +263,9 @@ pub(crate) async fn fail_unstarted(
         retryable,
         last_seq: seq,
         ..Default::default()
-    }
+    };
+    record(kind, &report, "failed", None);
+    report
 }
 
 async fn scan(
@@ -478,10 +516,14 @@ impl Listing<'_> {
         }
         if !events.is_empty() {
             let (bus, trace) = (ctx.bus.clone(), self.trace.map(str::to_owned));
-            *self.in_flight = Some(tokio::spawn(async move {
-                bus.publish_encoded(&events, trace.as_deref()).await?;
-                Ok(())
-            }));
+            let span = tracing::info_span!("publish", events = events.len());
+            *self.in_flight = Some(tokio::spawn(
+                async move {
+                    bus.publish_encoded(&events, trace.as_deref()).await?;
+                    Ok(())
+                }
+                .instrument(span),
+            ));
         }
         Ok(())
     }

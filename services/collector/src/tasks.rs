@@ -156,6 +156,18 @@ impl Collector {
     /// Take collection requests from `<prefix>.collect.<source>.<kind>` into the
     /// task queue, answering each with its task id (or why it was rejected).
     pub(crate) async fn intake(&self, delivery: CollectDelivery) {
+        let span = tracing::info_span!(
+            "collect request",
+            source = delivery.source,
+            kind = delivery.kind
+        );
+        if let Some(tp) = &delivery.traceparent {
+            inventory_telemetry::set_parent(&span, tp);
+        }
+        self.intake_in(delivery).instrument(span).await
+    }
+
+    async fn intake_in(&self, delivery: CollectDelivery) {
         let request =
             match CollectRequest::parse_for(&delivery.source, &delivery.kind, &delivery.body) {
                 Ok(request) => self.check_regions(&request).await.map(|()| request),
@@ -230,8 +242,12 @@ impl Collector {
             "task",
             task_id = spec.id,
             source = spec.source,
-            kind = spec.kind
+            kind = spec.kind,
+            priority = spec.priority.as_str(),
         );
+        if let Some(tp) = &spec.traceparent {
+            inventory_telemetry::set_parent(&span, tp);
+        }
         self.run_spec(spec, &delivery).instrument(span).await
     }
 
@@ -246,6 +262,7 @@ impl Collector {
             priority: delivery.priority,
             schedule: None,
             created_at: Utc::now(),
+            traceparent: None,
         };
         let task = Task::rejected(spec, ErrorCode::MalformedTask, reason);
         tracing::error!(
@@ -320,6 +337,7 @@ impl Collector {
             "task started"
         );
         let settings = &self.settings.tasks;
+        let began = std::time::Instant::now();
         let cancel = self.cancel.child_token();
         let progress = Arc::new(TaskProgress::default());
         let run = self.collect_task(&spec, cancel.clone(), progress.clone());
@@ -436,6 +454,17 @@ impl Collector {
             .await;
         match recorded {
             Ok(Ok(Some(t))) => {
+                let outcome = match step {
+                    NextStep::Complete => "completed",
+                    NextStep::Fail(_) => "failed",
+                    NextStep::Dead(_) => "dead",
+                    NextStep::Cancelled => "cancelled",
+                    NextStep::Retry(_) => "retried",
+                };
+                inventory_telemetry::metrics::METRICS
+                    .task_duration
+                    .with_label_values(&[&spec.source, &spec.kind, outcome])
+                    .observe(began.elapsed().as_secs_f64());
                 tracing::info!(
                     state = %t.state,
                     attempt = t.attempts,

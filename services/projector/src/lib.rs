@@ -21,6 +21,7 @@ use inventory_store::{
     BatchItem, BatchOutcome, DeadLetter, Hole, JsonText, ResourceChange, Store, StoreError,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Why a projector (or its change notifier) could not start: NATS or
 /// PostgreSQL failed before the fold began. Once folding, failures are
@@ -244,8 +245,9 @@ impl Projector {
             // batch is cut where its sequences stop following each other,
             // and the consumer restarted after what was applied.
             let (deliveries, items, cut) = consecutive(deliveries, items);
+            let span = batch_span(name, &deliveries);
             let (applied, next) = tokio::join!(
-                self.apply(&deliveries, items, &shutdown),
+                self.apply(&deliveries, items, &shutdown).instrument(span),
                 self.fetch_decoded(&consumer)
             );
             let outcome = match applied {
@@ -367,6 +369,7 @@ impl Projector {
         let name = &self.settings.name;
         let mut backoff = Backoff::default();
         let mut hole = None;
+        let began = std::time::Instant::now();
         loop {
             let result = match self.store.apply_batch(name, &items, hole).await {
                 Err(e) if e.is_data_error() => {
@@ -379,7 +382,10 @@ impl Projector {
                 other => other,
             };
             let wait = match result {
-                Ok(outcome) => return Applied::Committed(outcome),
+                Ok(outcome) => {
+                    record(name, &outcome, began.elapsed());
+                    return Applied::Committed(outcome);
+                }
                 Err(StoreError::Gap { checkpoint, first }) => {
                     match self.bus.first_event_at_or_after(checkpoint + 1).await {
                         // Nothing is held between: those sequences aged out
@@ -421,6 +427,48 @@ impl Projector {
             }
         }
     }
+}
+
+/// The span of a batch's fold, linked to the trace of each of its events (a
+/// batch folds the events of many collections), at most [`MAX_LINKS`].
+fn batch_span(projection: &str, deliveries: &[Delivery]) -> tracing::Span {
+    let span = tracing::info_span!(
+        "fold batch",
+        projection,
+        events = deliveries.len(),
+        first_seq = deliveries.first().map(|d| d.seq),
+        last_seq = deliveries.last().map(|d| d.seq),
+    );
+    let mut linked: Vec<&str> = Vec::new();
+    for tp in deliveries.iter().filter_map(Delivery::traceparent) {
+        if linked.len() == MAX_LINKS {
+            break;
+        }
+        if !linked.contains(&tp) {
+            inventory_telemetry::add_link(&span, tp);
+            linked.push(tp);
+        }
+    }
+    span
+}
+
+/// Links of a batch's span at most: a batch of a thousand events of as many
+/// traces stays one span of bounded size.
+const MAX_LINKS: usize = 32;
+
+/// Count a committed batch: its events by outcome, and how long it took.
+fn record(projection: &str, outcome: &BatchOutcome, took: Duration) {
+    let m = &inventory_telemetry::metrics::METRICS;
+    for (what, n) in [
+        ("applied", outcome.applied),
+        ("unchanged", outcome.unchanged),
+        ("dead_lettered", outcome.dead_lettered),
+    ] {
+        m.projector_events
+            .with_label_values(&[projection, what])
+            .inc_by(n as u64);
+    }
+    m.projector_batch_duration.observe(took.as_secs_f64());
 }
 
 /// The longest prefix of a batch whose sequences follow each other, and

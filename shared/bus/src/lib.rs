@@ -13,6 +13,7 @@
 mod error;
 mod names;
 mod state;
+mod stats;
 mod tasks;
 mod topology;
 mod view;
@@ -29,6 +30,7 @@ use inventory_model::{CollectRequest, Envelope};
 pub use error::{BusError, BusErrorKind};
 pub use names::Names;
 pub use state::PublishedState;
+pub use stats::{ConsumerStats, StreamStats};
 pub use tasks::{Intake, Submitted, TaskDelivery, TaskOpError, TaskQueue};
 pub use view::TaskView;
 
@@ -357,14 +359,7 @@ impl Bus {
     /// The sequence of the earliest message the event stream holds at or after
     /// `seq`; `None` if it holds none.
     pub async fn first_event_at_or_after(&self, seq: u64) -> Result<Option<u64>, BusError> {
-        use jetstream::stream::RawMessageErrorKind;
-        let stream = self.events_stream().await?;
-        let every = format!("{}.>", self.names.prefix());
-        match stream.get_first_raw_message_by_subject(&every, seq).await {
-            Ok(m) => Ok(Some(m.sequence)),
-            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(consume_error(&stream.cached_info().config.name, e)),
-        }
+        Ok(self.first_event_from(seq).await?.map(|(seq, _)| seq))
     }
 
     /// Last sequence in the event stream (0 when empty).
@@ -459,6 +454,9 @@ impl Bus {
         let mut headers = HeaderMap::new();
         if let Some(id) = id {
             headers.insert(header::NATS_MESSAGE_ID, id);
+        }
+        if let Some(tp) = inventory_telemetry::current_traceparent() {
+            headers.insert(HEADER_TRACEPARENT, tp.as_str());
         }
         let reply = tokio::time::timeout(
             Duration::from_secs(10),
@@ -587,6 +585,17 @@ impl Delivery {
     pub fn headers(&self) -> Vec<(String, String)> {
         header_pairs(self.message.headers.as_ref())
     }
+
+    /// The W3C trace context of the operation that published it.
+    pub fn traceparent(&self) -> Option<&str> {
+        Some(
+            self.message
+                .headers
+                .as_ref()?
+                .get(HEADER_TRACEPARENT)?
+                .as_str(),
+        )
+    }
 }
 
 /// Incoming collection requests.
@@ -602,6 +611,8 @@ pub struct CollectDelivery {
     pub body: Bytes,
     /// The requester's `Nats-Msg-Id`: its idempotency key, used as the task id.
     pub msg_id: Option<String>,
+    /// The requester's W3C trace context.
+    pub traceparent: Option<String>,
     reply: Option<async_nats::Subject>,
     client: async_nats::Client,
 }
@@ -615,16 +626,22 @@ impl CollectInbox {
             let (Some(kind), Some(source)) = (tokens.next(), tokens.next()) else {
                 continue;
             };
-            let msg_id = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(header::NATS_MESSAGE_ID))
-                .map(|v| v.as_str().to_owned());
+            let header = |name: &str| {
+                msg.headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+            };
+            let (msg_id, traceparent) = (
+                header(header::NATS_MESSAGE_ID.as_ref()),
+                header(HEADER_TRACEPARENT),
+            );
             return Some(CollectDelivery {
                 source: untoken(source).unwrap_or_else(|| source.to_owned()),
                 kind: untoken(kind).unwrap_or_else(|| kind.to_owned()),
                 body: msg.payload.clone(),
                 msg_id,
+                traceparent,
                 reply: msg.reply.clone(),
                 client: self.client.clone(),
             });

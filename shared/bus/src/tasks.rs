@@ -182,7 +182,14 @@ impl Bus {
                 Some((e.code(), e.to_string())),
             ),
         };
-        let spec = TaskSpec::new(id, request, schedule, Utc::now());
+        let mut spec = TaskSpec::new(id, request, schedule, Utc::now());
+        // The trace of the request that made it; a task nobody traced (a
+        // schedule, a bare NATS request) gets a trace of its own, so that its
+        // attempts are one trace too.
+        spec.traceparent = inventory_telemetry::current_traceparent().or_else(|| {
+            tracing::info_span!("collection task", task_id = spec.id, schedule)
+                .in_scope(inventory_telemetry::current_traceparent)
+        });
         match refusal {
             None => Ok(Intake::Accepted(self.submit(spec).await?)),
             Some((code, message)) => {

@@ -152,6 +152,10 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The W3C trace context of the request that made it: its attempts, scans
+    /// and provider calls belong to that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl TaskSpec {
@@ -170,6 +174,7 @@ impl TaskSpec {
             request,
             schedule: schedule.map(str::to_owned),
             created_at,
+            traceparent: None,
         }
     }
 
@@ -552,6 +557,7 @@ mod tests {
             priority: Priority::High,
             schedule: None,
             created_at: Utc::now(),
+            traceparent: None,
         };
         let task = Task::new(spec);
         let json = serde_json::to_value(&task).unwrap();

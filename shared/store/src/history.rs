@@ -106,6 +106,7 @@ pub struct Changes {
 
 impl ReadStore {
     /// Versions of a resource, newest first, below `before_seq` if given.
+    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "history"))]
     pub async fn history(
         &self,
         kind: &'static KindDef,
@@ -133,6 +134,7 @@ impl ReadStore {
 
     /// The version of a resource at `point` (the newest at or before it), or its
     /// latest version; with `before`, the one preceding that instead.
+    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "version"))]
     pub async fn version(
         &self,
         kind: &'static KindDef,
@@ -167,6 +169,7 @@ impl ReadStore {
 
     /// A page of the change feed: every change of the given kinds in stream
     /// order, after a sequence, optionally narrowed (from the change log).
+    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "changes"))]
     pub async fn changes(&self, q: &ChangesQuery) -> Result<Changes, StoreError> {
         if q.kinds.is_empty() {
             return Ok(Changes {
@@ -223,6 +226,7 @@ impl ReadStore {
 
     /// Up to `limit` changes after position `after` of the change log, in
     /// order: `(position, feed item)`. What the change notifier publishes.
+    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "changes_after"))]
     pub async fn changes_after(
         &self,
         after: u64,

@@ -15,6 +15,7 @@ mod history;
 mod query;
 pub mod schema;
 mod sql;
+mod stats;
 mod writes;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use tokio_postgres::NoTls;
 pub use fold::{BatchItem, BatchOutcome, DeadLetter, Hole, JsonText, ResourceChange};
 pub use history::{Changes, ChangesQuery, Point, Removed, ResourceKey};
 pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
+pub use stats::{FailingScan, ProjectionStats, ResourceCount};
 
 mod embedded {
     refinery::embed_migrations!("../../migrations");

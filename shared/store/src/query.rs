@@ -265,6 +265,7 @@ fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
 
 impl ReadStore {
     /// One page of a kind, optionally through a link from a parent resource.
+    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "list"))]
     pub async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
         let keys = key_columns(q.kind);
         let (sql, params) = list_statement(q)?;
@@ -296,6 +297,7 @@ impl ReadStore {
     /// Deleted resources are found too (their `deleted_at` is set). With `at`,
     /// the version valid at that instant, shaped like a row (a deletion version
     /// has `deleted_at`, its last state, and `change`).
+    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "get"))]
     pub async fn get(
         &self,
         kind: &'static KindDef,

@@ -61,10 +61,22 @@ pub(crate) mod links {
 /// Arrays: seq, source, kind, account_id, region (NULL for account-wide
 /// kinds), id, change, at, scan_id, request_id, trace_id, content_hash, in
 /// stream order: the change log of a batch, in one statement.
-pub(crate) const CHANGE_LOG_INSERT: &str = "INSERT INTO change_log \
+/// Appends a batch's changes to the change log and adds them to the counts of
+/// `resource_count`, in one statement.
+pub(crate) const CHANGE_LOG_INSERT: &str = "WITH logged AS (INSERT INTO change_log \
      (seq, source, kind, account_id, region, id, change, at, scan_id, request_id, trace_id, content_hash) \
      SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-     $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[])";
+     $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[]) \
+     RETURNING source, kind, account_id, coalesce(region, '') AS region, change) \
+     INSERT INTO resource_count AS r (source, kind, account_id, region, live, created, updated, deleted) \
+     SELECT source, kind, account_id, region, \
+     count(*) FILTER (WHERE change = 'created') - count(*) FILTER (WHERE change = 'deleted'), \
+     count(*) FILTER (WHERE change = 'created'), count(*) FILTER (WHERE change = 'updated'), \
+     count(*) FILTER (WHERE change = 'deleted') \
+     FROM logged GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4 \
+     ON CONFLICT (source, kind, account_id, region) DO UPDATE SET \
+     live = r.live + EXCLUDED.live, created = r.created + EXCLUDED.created, \
+     updated = r.updated + EXCLUDED.updated, deleted = r.deleted + EXCLUDED.deleted";
 
 /// Statements that append versions. Only the first version a batch writes for a
 /// resource (`change` NULL) is compared with the stored history: same content as

@@ -4,7 +4,7 @@
 //! that every AWS kind of the catalogue has its binding.
 
 use futures::future::BoxFuture;
-use inventory_collector::{CallStats, CollectError, Pacer};
+use inventory_collector::{CallKey, CallStats, CollectError, Pacer};
 
 use crate::client::CaptureBody;
 use crate::errors::{classify, sdk_error};
@@ -43,8 +43,8 @@ pub(crate) struct ListRequest {
 pub(crate) struct Call<'a> {
     pub client: &'a aws_sdk_ec2::Client,
     pub pacer: &'a Pacer,
-    /// The pacing bucket: `account/region/Operation`.
-    pub key: &'a str,
+    /// The operation in its account and region (pacing and metrics).
+    pub key: CallKey<'a>,
     pub stats: &'a mut CallStats,
     pub capture: CaptureBody,
     pub request: &'a ListRequest,
@@ -87,7 +87,7 @@ macro_rules! bind {
                 } = call;
                 let _ = &$r;
                 pacer
-                    .call(key, stats, classify, || {
+                    .call(&key, stats, classify, || {
                         $builder.customize().interceptor(capture.clone()).send()
                     })
                     .await

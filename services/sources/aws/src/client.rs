@@ -14,7 +14,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use inventory_collector::{CallStats, CollectError, Pacer, Pacing, RawItem, RawPage, Source};
+use inventory_collector::{
+    CallKey, CallStats, CollectError, Pacer, Pacing, RawItem, RawPage, Source,
+};
+use inventory_model::catalogue::aws::SOURCE;
 use inventory_model::{Field, KindDef};
 use tokio::sync::OnceCell;
 
@@ -227,7 +230,12 @@ impl AwsSource {
                     .region(Region::new(self.home_region()))
                     .build();
                 let client = aws_sdk_sts::Client::from_conf(conf);
-                let key = format!("{}/sts/GetCallerIdentity", self.credential);
+                let key = CallKey {
+                    source: SOURCE,
+                    api: "GetCallerIdentity",
+                    account_id: &self.credential,
+                    region: "",
+                };
                 let mut stats = CallStats::default();
                 let out = self
                     .pacer
@@ -283,17 +291,19 @@ impl AwsSource {
             // The bindings test makes this unreachable for the catalogue's kinds.
             CollectError::Unsupported(operation.to_owned())
         })?;
-        let key = format!(
-            "{}/{region}/{operation}",
-            self.account_id.get().unwrap_or(&self.credential)
-        );
+        let key = CallKey {
+            source: SOURCE,
+            api: operation,
+            account_id: self.account_id.get().unwrap_or(&self.credential),
+            region,
+        };
         let capture = CaptureBody::default();
         let client = self.ec2(region);
         let whose = self.whose();
         (bound.send)(Call {
             client: &client,
             pacer: &self.pacer,
-            key: &key,
+            key,
             stats,
             capture: capture.clone(),
             request,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use inventory_collector::{CallStats, CollectError, Pacer, RawItem, RawPage, Source};
+use inventory_collector::{CallKey, CallStats, CollectError, Pacer, RawItem, RawPage, Source};
 use inventory_model::KindDef;
 use tokio::sync::OnceCell;
 
@@ -79,7 +79,17 @@ impl GanetiSource {
         path: &str,
         stats: &mut CallStats,
     ) -> Result<Vec<u8>, CollectError> {
-        let key = format!("{}/{operation}", self.url);
+        let cluster = self
+            .name
+            .get()
+            .or(self.expected_name.as_ref())
+            .unwrap_or(&self.url);
+        let key = CallKey {
+            source: inventory_model::catalogue::ganeti::SOURCE,
+            api: operation,
+            account_id: cluster,
+            region: "",
+        };
         let url = format!("{}{path}", self.url);
         self.pacer
             .call(&key, stats, classify, || async {
