@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/ganeti");
@@ -113,14 +113,7 @@ impl GanetiRapi {
                 }
             }
         };
-        let server = HttpServer::new(move || App::new().default_service(web::to(handler.clone())))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run();
-        let handle = server.handle();
-        tokio::spawn(server);
+        let handle = crate::serve_all(listener, handler);
         GanetiRapi {
             endpoint,
             user: user.to_owned(),

@@ -479,6 +479,30 @@ impl FaultProxy {
     }
 }
 
+/// Serve every request `listener` accepts with `handler` (one worker), in the
+/// background: the fixture servers and proxies of the tests.
+pub fn serve_all<F, Args>(
+    listener: std::net::TcpListener,
+    handler: F,
+) -> actix_web::dev::ServerHandle
+where
+    F: actix_web::Handler<Args> + Clone + Send + 'static,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().default_service(actix_web::web::to(handler.clone()))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    handle
+}
+
 /// What an [`HttpFaultProxy`] does with each request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Faults {
@@ -506,7 +530,7 @@ pub struct HttpFaultProxy {
 
 impl HttpFaultProxy {
     pub fn start(upstream: &str, mode: Faults, seed: u64) -> HttpFaultProxy {
-        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        use actix_web::{HttpRequest, HttpResponse, web};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let mode = Arc::new(std::sync::Mutex::new(mode));
@@ -582,19 +606,11 @@ impl HttpFaultProxy {
                 }
             }
         };
-        let server = HttpServer::new(move || App::new().default_service(web::to(handler.clone())))
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run();
-        let handle = server.handle();
-        tokio::spawn(server);
         HttpFaultProxy {
             endpoint,
             mode,
             injected,
-            _server: handle,
+            _server: serve_all(listener, handler),
         }
     }
 

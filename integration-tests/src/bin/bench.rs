@@ -444,8 +444,34 @@ async fn scrape_timing(
     Ok(())
 }
 
-/// Wait (at most 30 s) until the API at `addr` answers.
-async fn wait_ready(client: &reqwest::Client, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+/// Events made and published at a time (a million at once do not fit in memory).
+const CHUNK: usize = 4000;
+
+/// Publish the `generation` of `n` instance events (0: new, 1: changed).
+async fn publish_generation(bus: &Bus, n: usize, generation: usize) -> anyhow::Result<()> {
+    for start in (0..n).step_by(CHUNK) {
+        let events: Vec<Envelope> = (start..(start + CHUNK).min(n))
+            .map(|i| event(i, generation, &format!("bench-{generation}")))
+            .collect();
+        bus.publish_events(&events, None).await?;
+    }
+    Ok(())
+}
+
+/// The real `inventory api` on the store at `db_url`, once it answers (at
+/// most 30 s): the process and its address.
+async fn start_api(
+    client: &reqwest::Client,
+    prefix: &str,
+    db_url: &str,
+) -> anyhow::Result<(Child, std::net::SocketAddr)> {
+    let addr = free_addr();
+    let api = service(
+        "api",
+        prefix,
+        db_url,
+        &[("INVENTORY_API_ADDR", addr.to_string())],
+    )?;
     let ready = Instant::now();
     while client
         .get(format!("http://{addr}/readyz"))
@@ -459,7 +485,7 @@ async fn wait_ready(client: &reqwest::Client, addr: std::net::SocketAddr) -> any
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(())
+    Ok((api, addr))
 }
 
 /// `make bench ARGS=--observability`: only the observability figures, at
@@ -475,12 +501,7 @@ async fn observability_only(n: usize) -> anyhow::Result<()> {
     let prefix = unique("bench");
     let bus = Bus::connect(&env("INVENTORY_TEST_NATS_URL")?, &prefix).await?;
     bus.ensure_topology().await?;
-    for start in (0..n).step_by(4000) {
-        let events: Vec<Envelope> = (start..(start + 4000).min(n))
-            .map(|i| event(i, 0, "bench-0"))
-            .collect();
-        bus.publish_events(&events, None).await?;
-    }
+    publish_generation(&bus, n, 0).await?;
     let target = bus.last_event_seq().await?;
     let (store, db_url) = fresh_store().await;
     let t = Instant::now();
@@ -494,15 +515,8 @@ async fn observability_only(n: usize) -> anyhow::Result<()> {
     );
     stop(projector).await;
     observed_vs_plain(&mut r, &prefix, (n / 5) as u64).await?;
-    let addr = free_addr();
-    let api = service(
-        "api",
-        &prefix,
-        &db_url,
-        &[("INVENTORY_API_ADDR", addr.to_string())],
-    )?;
     let client = reqwest::Client::new();
-    wait_ready(&client, addr).await?;
+    let (api, addr) = start_api(&client, &prefix, &db_url).await?;
     scrape_timing(&mut r, &client, addr, n).await?;
     stop(api).await;
     let ratio = r.value("replay_observed") / r.value("replay_plain");
@@ -564,7 +578,6 @@ async fn main() -> anyhow::Result<()> {
     bus.ensure_topology().await?;
     let raw_bus = Bus::connect(&env("INVENTORY_TEST_NATS_URL")?, &unique("raw")).await?;
     raw_bus.ensure_topology().await?;
-    const CHUNK: usize = 4000;
     // The event messages as the bus sends them (Nats-Msg-Id and the event
     // headers: the server keeps every id for its duplicate window), and the same
     // payloads bare, to show what the headers cost the server.
@@ -683,12 +696,7 @@ async fn main() -> anyhow::Result<()> {
     let (store, db_url) = fresh_store().await;
     let mut projector_rss: f64 = 0.0;
     for generation in 0..2 {
-        for start in (0..n).step_by(CHUNK) {
-            let events: Vec<Envelope> = (start..(start + CHUNK).min(n))
-                .map(|i| event(i, generation, &format!("bench-{generation}")))
-                .collect();
-            bus.publish_events(&events, None).await?;
-        }
+        publish_generation(&bus, n, generation).await?;
         let target = bus.last_event_seq().await?;
         let t = Instant::now();
         let projector = service("projector", &prefix, &db_url, &[])?;
@@ -782,18 +790,11 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 6. API against the ingested table, 32 concurrent clients; pgbench on the same SQL.
-    let addr = free_addr();
-    let api = service(
-        "api",
-        &prefix,
-        &db_url,
-        &[("INVENTORY_API_ADDR", addr.to_string())],
-    )?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()?;
+    let (api, addr) = start_api(&client, &prefix, &db_url).await?;
     let url = format!("http://{addr}/api/v1/aws/instances?state=stopped&limit=100");
-    wait_ready(&client, addr).await?;
     let per_client = if quick { 100 } else { 300 };
     let latencies = Arc::new(tokio::sync::Mutex::new(Vec::new()));
     let t = Instant::now();

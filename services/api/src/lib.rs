@@ -136,11 +136,45 @@ pub enum ServerError {
     Panicked(String),
 }
 
+/// A started actix server: its handle and the task that serves it.
+struct Running {
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    fn spawn(server: actix_web::dev::Server) -> Running {
+        Running {
+            handle: server.handle(),
+            task: tokio::spawn(server),
+        }
+    }
+
+    /// Wait until `stop` resolves (`Ok`: the server still runs), or until the
+    /// server ends on its own (why, as an error).
+    async fn until(&mut self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
+        tokio::select! {
+            ended = &mut self.task => Err(match ended {
+                Ok(Ok(())) => ServerError::Stopped,
+                Ok(Err(e)) => ServerError::Failed(e),
+                Err(e) => ServerError::Panicked(e.to_string()),
+            }),
+            _ = stop => Ok(()),
+        }
+    }
+
+    /// Stop accepting, finish in-flight requests (within the server's
+    /// shutdown timeout), and wait for the server to end.
+    async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
 /// A running API server.
 pub struct ApiServer {
     pub addr: SocketAddr,
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    running: Running,
     follow: tokio::task::JoinHandle<()>,
     sampler: Arc<stats::Sampler>,
 }
@@ -187,13 +221,10 @@ impl ApiServer {
             source,
         })?
         .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
         tracing::info!(%addr, "api listening");
         Ok(ApiServer {
             addr,
-            handle,
-            task,
+            running: Running::spawn(server),
             follow,
             sampler,
         })
@@ -202,23 +233,15 @@ impl ApiServer {
     /// Serve until `stop` resolves, then stop as [`ApiServer::stop`] does; an
     /// error if the server ends on its own before.
     pub async fn serve_until(mut self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
-        let ended = tokio::select! {
-            ended = &mut self.task => Some(ended),
-            _ = stop => None,
-        };
-        match ended {
-            None => {
+        match self.running.until(stop).await {
+            Ok(()) => {
                 self.stop().await;
                 Ok(())
             }
-            Some(ended) => {
+            Err(ended) => {
                 self.follow.abort();
                 self.sampler.stop();
-                Err(match ended {
-                    Ok(Ok(())) => ServerError::Stopped,
-                    Ok(Err(e)) => ServerError::Failed(e),
-                    Err(e) => ServerError::Panicked(e.to_string()),
-                })
+                Err(ended)
             }
         }
     }
@@ -228,7 +251,6 @@ impl ApiServer {
     pub async fn stop(self) {
         self.follow.abort();
         self.sampler.stop();
-        self.handle.stop(true).await;
-        let _ = self.task.await;
+        self.running.stop().await;
     }
 }

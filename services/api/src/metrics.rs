@@ -9,14 +9,14 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use inventory_telemetry::metrics::{self, METRICS, Sampled};
 use tracing::Instrument;
 
 use crate::stats::{Projection, Snapshot};
-use crate::{ApiState, ServerError};
+use crate::{ApiState, Running, ServerError};
 
 /// The families of a snapshot.
 fn families(snap: &Snapshot) -> Sampled {
@@ -212,8 +212,7 @@ pub(crate) async fn observe(
 /// (`inventory collector`, `inventory projector`).
 pub struct MetricsServer {
     pub addr: SocketAddr,
-    handle: ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    running: Running,
 }
 
 impl MetricsServer {
@@ -241,29 +240,17 @@ impl MetricsServer {
         .listen(listener)
         .map_err(bind)?
         .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
         tracing::info!(addr = %local, "metrics listening");
         Ok(MetricsServer {
             addr: local,
-            handle,
-            task,
+            running: Running::spawn(server),
         })
     }
 
     /// Serve until `stop` resolves; an error if the server ends on its own.
     pub async fn serve_until(mut self, stop: impl Future<Output = ()>) -> Result<(), ServerError> {
-        tokio::select! {
-            ended = &mut self.task => Err(match ended {
-                Ok(Ok(())) => ServerError::Stopped,
-                Ok(Err(e)) => ServerError::Failed(e),
-                Err(e) => ServerError::Panicked(e.to_string()),
-            }),
-            _ = stop => {
-                self.handle.stop(true).await;
-                let _ = self.task.await;
-                Ok(())
-            }
-        }
+        self.running.until(stop).await?;
+        self.running.stop().await;
+        Ok(())
     }
 }

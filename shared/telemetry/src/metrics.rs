@@ -183,11 +183,6 @@ impl Sampled {
         self.families.extend(g.collect());
     }
 
-    /// Add the families of `other`.
-    pub fn extend(&mut self, other: &Sampled) {
-        self.families.extend(other.families.iter().cloned());
-    }
-
     /// A counter family whose totals are kept elsewhere (a table).
     pub fn counter<'a>(
         &mut self,

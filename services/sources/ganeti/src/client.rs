@@ -119,19 +119,28 @@ impl GanetiSource {
             .map_err(|e| collect_error(&self.whose(), operation, e))
     }
 
+    /// [`Self::get`], the answer parsed as JSON.
+    async fn get_json(
+        &self,
+        operation: &str,
+        path: &str,
+        stats: &mut CallStats,
+    ) -> Result<serde_json::Value, CollectError> {
+        let body = self.get(operation, path, stats).await?;
+        serde_json::from_slice(&body).map_err(|e| CollectError::Provider {
+            operation: operation.to_owned(),
+            message: format!("{}: the answer is not json: {e}", self.whose()),
+            retryable: false,
+        })
+    }
+
     /// The cluster's name (`/2/info`, once), checked against the configured one.
     async fn resolve_name(&self) -> Result<String, CollectError> {
         self.name
             .get_or_try_init(|| async {
-                let body = self
-                    .get("info", bindings::INFO, &mut CallStats::default())
+                let info = self
+                    .get_json("info", bindings::INFO, &mut CallStats::default())
                     .await?;
-                let info: serde_json::Value =
-                    serde_json::from_slice(&body).map_err(|e| CollectError::Provider {
-                        operation: "info".into(),
-                        message: format!("{}: the answer is not json: {e}", self.whose()),
-                        retryable: false,
-                    })?;
                 let name = info["name"]
                     .as_str()
                     .filter(|n| !n.is_empty())
@@ -157,13 +166,7 @@ impl GanetiSource {
         let operation = kind.list.operation;
         let path = bindings::path(operation)
             .ok_or_else(|| CollectError::Unsupported(operation.to_owned()))?;
-        let body = self.get(operation, path, stats).await?;
-        let answer: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| CollectError::Provider {
-                operation: operation.to_owned(),
-                message: format!("{}: the answer is not json: {e}", self.whose()),
-                retryable: false,
-            })?;
+        let answer = self.get_json(operation, path, stats).await?;
         // RAPI's JSON as it is, its keys put in order: the canonical text.
         let items = kind
             .items(&answer)
