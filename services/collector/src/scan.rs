@@ -2,7 +2,7 @@
 //! `scan.started`, change-only resource events, deletions, then `scan.completed`
 //! or `scan.failed`. Only a completed scan publishes deletions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -288,9 +288,10 @@ async fn scan(
     );
     report.last_seq = last_seq(&bus.publish_events(&[started], trace).await?);
 
-    // One page is published while the next is fetched; every publish is
-    // acknowledged (or has failed) before the scan goes on or gives up.
-    let mut in_flight = None;
+    // Pages are sent in order as they come and their acks awaited in the
+    // background, a few pages at a time; every publish is acknowledged (or has
+    // failed) before the scan goes on or gives up.
+    let mut in_flight = VecDeque::new();
     let listed = Listing {
         ctx,
         kind,
@@ -303,10 +304,13 @@ async fn scan(
     }
     .list_pages()
     .await;
-    let published = match in_flight {
-        Some(task) => joined(task).await,
-        None => Ok(()),
-    };
+    let mut published = Ok(());
+    for task in in_flight {
+        let acked = joined(task).await;
+        if published.is_ok() {
+            published = acked;
+        }
+    }
     listed?;
     published?;
     report.seen = diff.seen() as u64;
@@ -347,6 +351,10 @@ async fn scan(
 }
 
 type PublishTask = tokio::task::JoinHandle<Result<(), CollectError>>;
+
+/// Pages whose acks a scan awaits at once (each up to a page of events; the
+/// bus lets 4096 acks be outstanding per connection).
+const PAGES_IN_FLIGHT: usize = 4;
 
 /// One page's items as the collector publishes them: hashed.
 struct EncodedPage {
@@ -410,14 +418,14 @@ struct Listing<'a> {
     trace: Option<&'a str>,
     report: &'a mut ScanReport,
     diff: &'a mut ScopeDiff,
-    /// The last page's publish, which may still be running when the listing
-    /// returns.
-    in_flight: &'a mut Option<PublishTask>,
+    /// The acks of the last pages sent, oldest first, which may still be
+    /// awaited when the listing returns.
+    in_flight: &'a mut VecDeque<PublishTask>,
 }
 
 impl Listing<'_> {
     /// Read every page of the listing, publishing each page's changes in page
-    /// order; a page is published while the next one is fetched.
+    /// order; a page's acks are awaited while the next ones are fetched.
     async fn list_pages(&mut self) -> Result<(), CollectError> {
         let (ctx, kind) = (self.ctx, self.kind);
         let mut token = None;
@@ -452,9 +460,9 @@ impl Listing<'_> {
         Ok(())
     }
 
-    /// Compare a page's items with what was last published and publish the
-    /// changes; waits for the previous page's publish first, so pages are
-    /// published in order, one in flight at a time.
+    /// Compare a page's items with what was last published and send the
+    /// changes (in page order: sends are not concurrent); with
+    /// [`PAGES_IN_FLIGHT`] pages unacknowledged, waits for the oldest first.
     async fn publish_page(&mut self, page: EncodedPage) -> Result<(), CollectError> {
         let ctx = self.ctx;
         if let Some(p) = &ctx.progress {
@@ -511,15 +519,20 @@ impl Listing<'_> {
             let body = Bytes::from(env.to_bytes_with_payload(&item.payload));
             events.push((env, body));
         }
-        if let Some(previous) = self.in_flight.take() {
-            joined(previous).await?;
+        if self.in_flight.len() >= PAGES_IN_FLIGHT {
+            let oldest = self.in_flight.pop_front().expect("pages in flight");
+            joined(oldest).await?;
         }
         if !events.is_empty() {
-            let (bus, trace) = (ctx.bus.clone(), self.trace.map(str::to_owned));
             let span = tracing::info_span!("publish", events = events.len());
-            *self.in_flight = Some(tokio::spawn(
+            let sent = ctx
+                .bus
+                .send_encoded(&events, self.trace)
+                .instrument(span.clone())
+                .await?;
+            self.in_flight.push_back(tokio::spawn(
                 async move {
-                    bus.publish_encoded(&events, trace.as_deref()).await?;
+                    sent.acked().await?;
                     Ok(())
                 }
                 .instrument(span),

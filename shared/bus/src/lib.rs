@@ -90,6 +90,19 @@ pub struct Published {
     pub duplicate: bool,
 }
 
+/// Events sent by [`Bus::send_encoded`] whose acks are still to come.
+#[must_use = "an event counts as published only once its ack is awaited"]
+pub struct PendingPublish {
+    pending: Vec<(String, jetstream::context::PublishAckFuture)>,
+}
+
+impl PendingPublish {
+    /// Wait for every ack, in send order.
+    pub async fn acked(self) -> Result<Vec<Published>, BusError> {
+        acks(self.pending).await
+    }
+}
+
 /// How [`Bus::connect`] treats a server that cannot be reached at first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
@@ -172,11 +185,23 @@ impl Bus {
         events: &[(Envelope, Bytes)],
         traceparent: Option<&str>,
     ) -> Result<Vec<Published>, BusError> {
+        self.send_encoded(events, traceparent).await?.acked().await
+    }
+
+    /// Send pre-encoded events in order without waiting for their acks: the
+    /// caller may send more (which the server stores after these) before it
+    /// waits with [`PendingPublish::acked`]. At most 4096 acks are awaited at
+    /// once per connection; a send beyond that waits for room.
+    pub async fn send_encoded(
+        &self,
+        events: &[(Envelope, Bytes)],
+        traceparent: Option<&str>,
+    ) -> Result<PendingPublish, BusError> {
         let mut pending = Vec::with_capacity(events.len());
         for (env, body) in events {
             pending.push(self.send_event(env, body.clone(), traceparent).await?);
         }
-        acks(pending).await
+        Ok(PendingPublish { pending })
     }
 
     async fn send_event(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_postgres::types::ToSql;
 
 use crate::writes::{Change, LinkRow, LinkWrites, log_changes};
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, sql};
 
 type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -481,6 +481,13 @@ impl Store {
         debug_assert!(items.windows(2).all(|w| w[0].seq() < w[1].seq()));
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Every statement of the fold joins a batch's arrays to a large table
+        // by key. Planned for the arrays' real length (custom plans), the join
+        // over the partitioned link table becomes a merge join that reads every
+        // partition's whole index (seconds per batch at a million links): the
+        // generic plan probes the index per row, which is what a batch needs.
+        // JIT only costs time on statements like these.
+        tx.batch_execute(sql::FOLD_SETTINGS).await?;
         tx.execute(
             "INSERT INTO projection_checkpoint (projection) VALUES ($1) ON CONFLICT DO NOTHING",
             &[&projection],

@@ -29,6 +29,10 @@ pub(crate) struct KindSql {
 pub(crate) const VERSION_RETURNING: &str =
     "t.seq, t.change, t.valid_from, t.scan_id, t.request_id, t.trace_id, t.content_hash";
 
+/// Session settings of a fold transaction (see `apply_batch`).
+pub(crate) const FOLD_SETTINGS: &str =
+    "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL jit = off";
+
 /// Statements on the one link table (`link`, partitioned by link name into
 /// the `l_…` tables), whatever the link: a batch writes every link type with
 /// these. Arrays: link, account_id, region, owner id (the declaring
