@@ -3,7 +3,8 @@
 // equals what the API reports, that a task's cancel button cancels it, and
 // that the console logs no errors. Screenshots go to $SCREENSHOTS.
 //
-// Env: INVENTORY_URL (the API's base url), PENDING_TASK (a queued task to
+// Env: INVENTORY_URL (the API's base url), INVENTORY_TOKEN (the bearer token
+// the API asks for, entered in the console's token field), PENDING_TASK (a queued task to
 // cancel), SCREENSHOTS (a directory), CHROMIUM (the browser, default
 // /usr/bin/chromium).
 import { chromium } from "playwright-core";
@@ -35,8 +36,11 @@ function check(ok, what) {
   if (!ok) failures.push(what);
   console.log(`${ok ? "ok  " : "FAIL"} ${what}`);
 }
+const token = process.env.INVENTORY_TOKEN;
 async function api(path, options) {
-  const r = await fetch(base + path, options);
+  const opts = Object.assign({}, options || {});
+  opts.headers = Object.assign({ Authorization: `Bearer ${token}` }, opts.headers || {});
+  const r = await fetch(base + path, opts);
   if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
   return r.json();
 }
@@ -69,6 +73,17 @@ async function shot(name) {
 }
 
 try {
+  // Without the token the API refuses (401) and the console says so; with it
+  // entered, every page works (the token stays in session storage).
+  await page.goto(`${base}/#/overview`);
+  check(await eventually(async () => (await page.textContent("body")).includes("unauthorized")), "no token: the console shows the 401");
+  check(errors.length > 0 && errors.every((e) => e.includes("401")), `no token: only 401 answers (${errors.join("; ")})`);
+  errors.length = 0;
+  await page.fill("#token", token);
+  await page.click("#token-form button");
+  await page.locator('[data-stat="stream-messages"]').first().waitFor({ timeout: 15000 });
+  check(await page.evaluate(() => sessionStorage.getItem("inventory.token")) === token, "token kept in session storage");
+
   // Overview: the stream and the projection as /api/v1/stats has them.
   await open("#/overview", '[data-stat="stream-messages"]');
   const stats = await api("/api/v1/stats");

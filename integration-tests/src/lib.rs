@@ -228,6 +228,7 @@ impl TestEnv {
         Api {
             base: format!("http://{}", server.addr),
             client: reqwest::Client::new(),
+            token: None,
             _server: server,
         }
     }
@@ -237,15 +238,31 @@ impl TestEnv {
 pub struct Api {
     pub base: String,
     pub client: reqwest::Client,
+    /// Sent as a bearer token by the helpers below.
+    pub token: Option<String>,
     _server: ApiServer,
 }
 
 impl Api {
+    /// The helpers send `token` from now on.
+    pub fn authorized(mut self, token: &str) -> Api {
+        self.token = Some(token.to_owned());
+        self
+    }
+
+    /// A request with the token, if any.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
     /// GET a path; returns status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
         let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .expect("request");
@@ -278,8 +295,7 @@ impl Api {
     /// `POST /api/v1/collect` with `body`: the id of the task it queued.
     pub async fn collect(&self, body: serde_json::Value) -> String {
         let resp = self
-            .client
-            .post(format!("{}/api/v1/collect", self.base))
+            .request(reqwest::Method::POST, "/api/v1/collect")
             .json(&body)
             .send()
             .await

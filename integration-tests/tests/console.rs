@@ -9,8 +9,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use inventory_api::ApiState;
+use inventory_api::auth::{Auth, Scope, Token};
 use inventory_integration_tests::{Moto, TestEnv, wait_for_task};
 use serde_json::json;
+use sha2::Digest;
 use tokio_util::sync::CancellationToken;
 
 const REGION: &str = "us-east-1";
@@ -50,10 +52,20 @@ async fn the_console_shows_what_the_api_reports_and_cancels_a_task() {
     );
     let stop = CancellationToken::new();
     tokio::spawn(env.projector(&env.store, "tables", 500).run(stop.clone()));
-    let api = env.api_with(
-        ApiState::new(env.store.reader(), Some(env.bus.clone()))
-            .with_sample_every(Duration::from_millis(500)),
-    );
+    // The API asks for a token: the console takes one and sends it.
+    let secret = "console-secret";
+    let hash = hex::encode(sha2::Sha256::digest(secret.as_bytes()));
+    let auth = Auth::with_tokens(vec![
+        Token::from_hex("console", &hash, vec![Scope::Admin]).unwrap(),
+    ])
+    .unwrap();
+    let api = env
+        .api_with(
+            ApiState::new(env.store.reader(), Some(env.bus.clone()))
+                .with_sample_every(Duration::from_millis(500))
+                .with_auth(auth),
+        )
+        .authorized(secret);
 
     // A collection of everything, then a change to one VPC and its re-collection.
     let all = api
@@ -104,6 +116,7 @@ async fn the_console_shows_what_the_api_reports_and_cancels_a_task() {
     let out = tokio::process::Command::new("node")
         .arg(dir.join("test.mjs"))
         .env("INVENTORY_URL", &api.base)
+        .env("INVENTORY_TOKEN", secret)
         .env("PENDING_TASK", &pending)
         .env("UPDATED_VPC", &vpcs[0])
         .env("SCREENSHOTS", &shots)

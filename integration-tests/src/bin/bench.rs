@@ -835,16 +835,8 @@ async fn main() -> anyhow::Result<()> {
     r.record("api_rss", stop(api).await, "MiB", "API peak RSS");
     // Exactly the statement the API ran for that request, parameters inlined.
     let sql = Store::list_sql_inlined(&ListQuery {
-        kind: &AWS_INSTANCE,
-        filters: vec![Filter {
-            column: "state".into(),
-            value: "stopped".into(),
-        }],
-        include_deleted: false,
-        cursor: None,
-        limit: 100,
-        via: None,
-        at: None,
+        filters: vec![Filter::eq("state", "stopped")],
+        ..ListQuery::of(&AWS_INSTANCE, 100)
     })? + ";\n";
     let script = std::env::temp_dir().join(format!("{}.sql", unique("pgbench")));
     std::fs::write(&script, sql)?;

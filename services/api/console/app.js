@@ -43,8 +43,16 @@ function state(s) { return h("span", { class: `state ${s}`, "data-state": s }, s
 
 class ApiError extends Error {}
 
+// The API token, if the API asks for one: kept in session storage (this tab
+// only, gone when it closes) and sent as a bearer token with every request.
+const TOKEN_KEY = "inventory.token";
+function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
 async function api(path, options) {
-  const resp = await fetch(path, options);
+  const opts = Object.assign({}, options || {});
+  opts.headers = Object.assign({}, opts.headers || {});
+  if (token()) opts.headers["Authorization"] = `Bearer ${token()}`;
+  const resp = await fetch(path, opts);
   let body = null;
   try { body = await resp.json(); } catch (_) { /* not json */ }
   if (!resp.ok) {
@@ -482,4 +490,11 @@ async function render() {
 }
 
 window.addEventListener("hashchange", render);
+document.getElementById("token").value = token();
+document.getElementById("token-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const value = document.getElementById("token").value.trim();
+  if (value) sessionStorage.setItem(TOKEN_KEY, value); else sessionStorage.removeItem(TOKEN_KEY);
+  render();
+});
 render();

@@ -30,6 +30,16 @@ pub enum ApiError {
     Conflict { code: ErrorCode, message: String },
     #[error("{0}")]
     Timeout(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the query ran longer than the api's query timeout and was cancelled; narrow it")]
+    QueryTimeout,
+    #[error("this route takes {0}")]
+    MethodNotAllowed(&'static str),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("internal error")]
     Internal(String),
 }
@@ -51,6 +61,11 @@ impl ApiError {
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Conflict { code, .. } => *code,
             ApiError::Timeout(_) => ErrorCode::Timeout,
+            ApiError::QueryTimeout => ErrorCode::QueryTimeout,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -58,6 +73,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
+        if e.is_timeout() {
+            return ApiError::QueryTimeout;
+        }
         match e {
             StoreError::UnknownColumn { kind, column } => ApiError::bad_request(
                 ErrorCode::UnknownFilter,
@@ -111,6 +129,11 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::QueryTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -132,7 +155,11 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        HttpResponse::build(self.status_code()).json(json!({ "error": error }))
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
+        response.json(json!({ "error": error }))
     }
 }
 

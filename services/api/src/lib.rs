@@ -7,9 +7,11 @@
 //! Routes are generic over the model's kind catalogue: each kind gets a list,
 //! a get, and nested collections for every link it takes part in.
 
+pub mod auth;
 mod consistency;
 mod console;
 mod error;
+mod listing;
 mod metrics;
 mod routes;
 mod stats;
@@ -47,6 +49,8 @@ pub struct ApiState {
     tasks: Arc<tokio::sync::OnceCell<TaskView>>,
     /// The families `/metrics` samples (started at the first scrape).
     sampler: Arc<stats::Sampler>,
+    /// Tokens and scopes (none: anonymous, loopback only).
+    pub(crate) auth: auth::Auth,
 }
 
 /// How often the API checks which schema it should serve.
@@ -63,7 +67,14 @@ impl ApiState {
             progress: Arc::default(),
             tasks: Arc::default(),
             sampler: Arc::default(),
+            auth: auth::Auth::anonymous(),
         }
+    }
+
+    /// Require bearer tokens with scopes (see [`auth`]).
+    pub fn with_auth(mut self, auth: auth::Auth) -> ApiState {
+        self.auth = auth;
+        self
     }
 
     /// The live view of the task records.
@@ -128,6 +139,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Anonymous access on an address others can reach.
+    #[error("{0}")]
+    Unprotected(String),
     #[error("the api server stopped")]
     Stopped,
     #[error("the api server failed")]
@@ -189,6 +203,13 @@ impl ApiServer {
         let listener = TcpListener::bind(addr).map_err(bind)?;
         let addr_text = addr;
         let addr = listener.local_addr().map_err(bind)?;
+        state
+            .auth
+            .check_bind(addr)
+            .map_err(ServerError::Unprotected)?;
+        if state.auth.is_anonymous() {
+            tracing::warn!(%addr, "no api tokens configured: serving anonymously (loopback only)");
+        }
         let sampler = state.sampler.clone();
         let follow = {
             let state = state.clone();
@@ -204,9 +225,15 @@ impl ApiServer {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(consistency::read_after))
+                .wrap(actix_web::middleware::from_fn(auth::authorize))
                 .wrap(actix_web::middleware::from_fn(metrics::observe))
                 .app_data(web::Data::new(state.clone()))
+                .wrap(actix_web::middleware::ErrorHandlers::new().handler(
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    routes::too_large,
+                ))
                 .app_data(routes::query_config())
+                .app_data(routes::payload_config())
                 .configure(console::configure)
                 .configure(routes::configure)
         })

@@ -1,39 +1,64 @@
 //! Handlers. Paths and parameters are the public interface; see README.md.
 
-use actix_web::{HttpResponse, error::QueryPayloadError, web};
+use actix_web::{HttpRequest, HttpResponse, error::QueryPayloadError, web};
 use chrono::{DateTime, Utc};
 use inventory_model::{ErrorCode, KINDS, KindDef, json_diff, kind_by_plural, link_between};
-use inventory_store::{
-    ChangesQuery, Filter, Found, ListQuery, Point, ResourceKey, Via, filterable, parses_as,
-};
+use inventory_store::{ChangesQuery, Filter, Found, Point, ResourceKey, Via};
 use serde_json::{Value, json};
 
+use crate::listing::{self, list_request, parse_at, parse_bool};
+pub(crate) use crate::listing::{DEFAULT_LIMIT, check_params, parse_limit};
 use crate::{ApiError, ApiState};
-
-const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 1000;
 
 pub(crate) type Params = web::Query<Vec<(String, String)>>;
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(crate::metrics::api_metrics))
+    let get = |path: &str| resource(path, "GET");
+    cfg.service(get("/healthz").route(web::get().to(healthz)))
+        .service(get("/readyz").route(web::get().to(readyz)))
+        .service(get("/metrics").route(web::get().to(crate::metrics::api_metrics)))
         .service(
             web::scope("/api/v1")
                 .configure(crate::tasks::configure)
-                .route("/changes", web::get().to(changes))
-                .route("/stats", web::get().to(crate::stats::stats))
-                .route("/kinds", web::get().to(kinds))
-                .route("/{source}/{kinds}", web::get().to(list))
-                .route("/{source}/{kinds}/{id}", web::get().to(get))
-                .route("/{source}/{kinds}/{id}/history", web::get().to(history))
-                .route("/{source}/{kinds}/{id}/diff", web::get().to(diff))
-                .route("/{source}/{kinds}/{id}/{children}", web::get().to(nested)),
+                .service(get("/changes").route(web::get().to(changes)))
+                .service(get("/stats").route(web::get().to(crate::stats::stats)))
+                .service(get("/kinds").route(web::get().to(kinds)))
+                .service(get("/{source}/{kinds}").route(web::get().to(list)))
+                .service(get("/{source}/{kinds}/{id}").route(web::get().to(get_one)))
+                .service(get("/{source}/{kinds}/{id}/history").route(web::get().to(history)))
+                .service(get("/{source}/{kinds}/{id}/diff").route(web::get().to(diff)))
+                .service(get("/{source}/{kinds}/{id}/{children}").route(web::get().to(nested))),
         )
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NotFound("no such route".into()))
         }));
+}
+
+/// A route's resource: to a method it does not take, 405 with `Allow`.
+pub(crate) fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(allow))
+    }))
+}
+
+/// The largest request body a route reads (`POST /api/v1/collect`).
+pub(crate) const BODY_LIMIT: usize = 64 * 1024;
+
+pub(crate) fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(BODY_LIMIT)
+}
+
+/// actix answers a body over the limit itself, in plain text: the same
+/// status with the JSON error body instead.
+pub(crate) fn too_large<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::ResponseError;
+    let (req, _) = res.into_parts();
+    let response = ApiError::PayloadTooLarge(BODY_LIMIT).error_response();
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, response).map_into_right_body(),
+    ))
 }
 
 pub(crate) fn query_config() -> web::QueryConfig {
@@ -70,94 +95,12 @@ fn kind(source: &str, plural: &str) -> Result<&'static KindDef, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("unknown collection /{source}/{plural}")))
 }
 
-/// `{"items":[...],"next":...}` with the items' JSON text, as PostgreSQL built
-/// it, copied through once (not parsed, checked or serialized again: on a page
-/// of 100 that was the API's largest cost).
-fn page_body(items: &[String], next: Option<&str>) -> Vec<u8> {
-    let len = items.iter().map(|i| i.len() + 1).sum::<usize>() + 64;
-    let mut body = Vec::with_capacity(len);
-    body.extend_from_slice(b"{\"items\":[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(item.as_bytes());
-    }
-    body.extend_from_slice(b"],\"next\":");
-    serde_json::to_writer(&mut body, &next).expect("a string serializes");
-    body.push(b'}');
-    body
-}
-
-/// Paging and filter parameters common to every list.
-struct ListParams {
-    filters: Vec<Filter>,
-    include_deleted: bool,
-    cursor: Option<String>,
-    limit: usize,
-    at: Option<DateTime<Utc>>,
-}
-
-fn parse_at(value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            ApiError::bad_request(
-                ErrorCode::InvalidAt,
-                "at must be an RFC 3339 time, e.g. 2026-11-23T10:00:00Z",
-            )
-        })
-}
-
-pub(crate) fn parse_limit(value: &str) -> Result<usize, ApiError> {
-    value
-        .parse()
-        .ok()
-        .filter(|l| (1..=MAX_LIMIT).contains(l))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                ErrorCode::InvalidLimit,
-                format!("limit must be an integer from 1 to {MAX_LIMIT}"),
-            )
-        })
-}
-
 /// The value of parameter `name`, if given.
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
-    match value {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ApiError::bad_request(
-            ErrorCode::InvalidParameter,
-            format!("{name} must be true or false"),
-        )),
-    }
-}
-
-/// Reject repeated parameters and NUL bytes, which no column can hold.
-pub(crate) fn check_params(params: &[(String, String)]) -> Result<(), ApiError> {
-    for (i, (name, value)) in params.iter().enumerate() {
-        if name.contains('\0') || value.contains('\0') {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidParameter,
-                "parameters must not contain NUL",
-            ));
-        }
-        if params[..i].iter().any(|(n, _)| n == name) {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidParameter,
-                format!("parameter {name} is given more than once"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -170,84 +113,16 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn list_params(kind: &KindDef, params: &[(String, String)]) -> Result<ListParams, ApiError> {
-    check_params(params)?;
-    let mut out = ListParams {
-        filters: Vec::new(),
-        include_deleted: false,
-        cursor: None,
-        limit: DEFAULT_LIMIT,
-        at: None,
-    };
-    for (name, value) in params {
-        match name.as_str() {
-            "cursor" => out.cursor = Some(value.clone()),
-            "limit" => out.limit = parse_limit(value)?,
-            "at" => out.at = Some(parse_at(value)?),
-            "include_deleted" => out.include_deleted = parse_bool(name, value)?,
-            column if filterable(kind).any(|(c, _)| c == column) => {
-                let (_, ty) = filterable(kind)
-                    .find(|(c, _)| *c == column)
-                    .expect("found above");
-                if !parses_as(ty, value) {
-                    return Err(ApiError::bad_request(
-                        ErrorCode::InvalidFilter,
-                        format!("{column} takes a {} value", ty.sql()),
-                    ));
-                }
-                out.filters.push(Filter {
-                    column: column.to_owned(),
-                    value: value.clone(),
-                })
-            }
-            other => {
-                let known: Vec<_> = filterable(kind).map(|(c, _)| c).collect();
-                return Err(ApiError::bad_request(
-                    ErrorCode::UnknownFilter,
-                    format!(
-                        "unknown parameter {other} for {}; filters: {}; also: cursor, limit, include_deleted, at",
-                        kind.plural,
-                        known.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
 async fn list(
     state: web::Data<ApiState>,
     path: web::Path<(String, String)>,
     params: Params,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (source, plural) = path.into_inner();
     let kind = kind(&source, &plural)?;
-    let p = list_params(kind, &params)?;
-    page(&state, kind, p, None).await
-}
-
-async fn page(
-    state: &ApiState,
-    kind: &'static KindDef,
-    p: ListParams,
-    via: Option<Via>,
-) -> Result<HttpResponse, ApiError> {
-    let page = state
-        .store()
-        .list(&ListQuery {
-            kind,
-            filters: p.filters,
-            include_deleted: p.include_deleted,
-            cursor: p.cursor,
-            limit: p.limit,
-            via,
-            at: p.at,
-        })
-        .await?;
-    Ok(HttpResponse::Ok()
-        .content_type(actix_web::http::header::ContentType::json())
-        .body(page_body(&page.items, page.next.as_deref())))
+    let request = list_request(kind, &params, &req)?;
+    listing::answer(state.store(), request, None).await
 }
 
 /// Find one resource by id (as it stood at `at`, if given); `account_id` /
@@ -284,7 +159,7 @@ async fn lookup(
     }
 }
 
-async fn get(
+async fn get_one(
     state: web::Data<ApiState>,
     path: web::Path<(String, String, String)>,
     params: Params,
@@ -333,6 +208,7 @@ async fn nested(
     state: web::Data<ApiState>,
     path: web::Path<(String, String, String, String)>,
     params: Params,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let (source, plural, id, children) = path.into_inner();
     let parent = kind(&source, &plural)?;
@@ -340,26 +216,23 @@ async fn nested(
     let link = link_between(parent, child)
         .ok_or_else(|| ApiError::NotFound(format!("{plural} have no linked {children}")))?;
     check_id(&id)?;
-    let p = list_params(child, &params)?;
-    let parent_item = lookup(&state, parent, &id, &params, p.at).await?;
+    let mut request = list_request(child, &params, &req)?;
+    let parent_item = lookup(&state, parent, &id, &params, request.query.at).await?;
     // Links to a deleted resource are history, not inventory.
     refuse_deleted(parent, &id, &parent_item)?;
     // Narrow the children to the parent's account (ids are unique per account).
-    let mut p = p;
-    if !p.filters.iter().any(|f| f.column == "account_id")
+    let filters = &mut request.query.filters;
+    if !filters.iter().any(|f| f.column == "account_id")
         && let Some(account) = parent_item["account_id"].as_str()
     {
-        p.filters.push(Filter {
-            column: "account_id".into(),
-            value: account.to_owned(),
-        });
+        filters.push(Filter::eq("account_id", account));
     }
     let via = Via {
         link,
         parent,
         parent_id: id,
     };
-    page(&state, child, p, Some(via)).await
+    listing::answer(state.store(), request, Some(via)).await
 }
 
 /// Accept only the named parameters (plus `account_id` / `region`, which
@@ -595,22 +468,22 @@ mod tests {
     use super::*;
     use inventory_model::kind_by_name;
 
-    #[test]
-    fn a_page_body_is_the_items_text_and_an_escaped_cursor() {
-        let items = vec![r#"{"a":1}"#.to_string(), r#"{"b":"x,y"}"#.to_string()];
-        let body: Value = serde_json::from_slice(&page_body(&items, Some("c\"d"))).unwrap();
-        assert_eq!(
-            body,
-            json!({"items": [{"a": 1}, {"b": "x,y"}], "next": "c\"d"})
-        );
-        let empty: Value = serde_json::from_slice(&page_body(&[], None)).unwrap();
-        assert_eq!(empty, json!({"items": [], "next": null}));
-    }
-
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    fn list_params(
+        kind: &'static KindDef,
+        params: &[(String, String)],
+    ) -> Result<inventory_store::ListQuery, ApiError> {
+        list_request(
+            kind,
+            params,
+            &actix_web::test::TestRequest::default().to_http_request(),
+        )
+        .map(|r| r.query)
     }
 
     #[test]

@@ -10,16 +10,19 @@ use serde_json::json;
 
 use crate::ApiState;
 use crate::error::ApiError;
-use crate::routes::{Params, check_params, parse_limit};
+use crate::routes::{Params, check_params, parse_limit, resource};
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/collect", web::post().to(collect))
-        .route("/schedules", web::get().to(schedules))
-        .route("/tasks", web::get().to(list))
-        .route("/tasks/{id}", web::get().to(show))
-        .route("/tasks/{id}", web::delete().to(delete))
-        .route("/tasks/{id}/cancel", web::post().to(cancel))
-        .route("/tasks/{id}/retry", web::post().to(retry));
+    cfg.service(resource("/collect", "POST").route(web::post().to(collect)))
+        .service(resource("/schedules", "GET").route(web::get().to(schedules)))
+        .service(resource("/tasks", "GET").route(web::get().to(list)))
+        .service(
+            resource("/tasks/{id}", "GET, DELETE")
+                .route(web::get().to(show))
+                .route(web::delete().to(delete)),
+        )
+        .service(resource("/tasks/{id}/cancel", "POST").route(web::post().to(cancel)))
+        .service(resource("/tasks/{id}/retry", "POST").route(web::post().to(retry)));
 }
 
 fn bus(state: &ApiState) -> Result<&Bus, ApiError> {

@@ -90,6 +90,31 @@ pub struct ApiConfig {
     pub workers: usize,
     /// How long `?after_task=` / `?min_seq=` wait for the projection (`30s`).
     pub read_wait: String,
+    /// PostgreSQL cancels a query of the API after this long (`10s`): 503
+    /// `query_timeout`.
+    pub query_timeout: String,
+    pub auth: AuthConfig,
+}
+
+/// `api.auth`: bearer tokens, configured by the SHA-256 of their secret.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub tokens: Vec<TokenConfig>,
+    /// A YAML file holding more tokens (a list like `tokens`); also
+    /// `INVENTORY_API_TOKENS_FILE`.
+    pub tokens_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    /// Hex SHA-256 of the secret (`printf %s "$secret" | sha256sum`).
+    pub sha256: Option<String>,
+    /// A file holding it instead.
+    pub sha256_file: Option<String>,
+    pub scopes: Vec<inventory_api::auth::Scope>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -120,12 +145,15 @@ pub struct ProjectorConfig {
 pub struct MetricsConfig {
     /// Where to listen; `off` serves none.
     pub addr: String,
+    /// The API's `/metrics` without a token (its default needs `read`).
+    pub public: bool,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
             addr: "127.0.0.1:9464".into(),
+            public: false,
         }
     }
 }
@@ -169,6 +197,8 @@ impl Default for ApiConfig {
             addr: "127.0.0.1:8080".into(),
             workers: 2,
             read_wait: "30s".into(),
+            query_timeout: "10s".into(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -241,6 +271,8 @@ impl Config {
         config.retry_delay()?;
         config.schedules()?;
         config.read_wait()?;
+        config.query_timeout()?;
+        config.auth()?;
         config.retention()?;
         Ok(config)
     }
@@ -304,6 +336,16 @@ impl Config {
         if let Some(v) = get("INVENTORY_METRICS_ADDR") {
             self.metrics.addr = v;
         }
+        if let Some(v) = get("INVENTORY_METRICS_PUBLIC") {
+            self.metrics.public = match v.as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => bail!("INVENTORY_METRICS_PUBLIC must be true or false, not {v:?}"),
+            };
+        }
+        if let Some(v) = get("INVENTORY_API_TOKENS_FILE") {
+            self.api.auth.tokens_file = Some(v);
+        }
         if let Some(v) = get("INVENTORY_LOG_FORMAT") {
             self.log.format = v;
         }
@@ -347,6 +389,36 @@ impl Config {
     /// How long reads that wait for the projection wait at most.
     pub fn read_wait(&self) -> anyhow::Result<Duration> {
         duration::parse(&self.api.read_wait).context("invalid api read wait (try 30s)")
+    }
+
+    /// The API's tokens (from `api.auth.tokens` and the tokens file; hashes
+    /// read from their files) and whether `/metrics` is public.
+    pub fn auth(&self) -> anyhow::Result<inventory_api::auth::Auth> {
+        use inventory_api::auth::{Auth, Token};
+        let mut entries = self.api.auth.tokens.clone();
+        if let Some(path) = &self.api.auth.tokens_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read api tokens file {path}"))?;
+            let more: Vec<TokenConfig> = serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("invalid api tokens file {path}"))?;
+            entries.extend(more);
+        }
+        let mut tokens = Vec::new();
+        for t in entries {
+            let hash = match (&t.sha256, &t.sha256_file) {
+                (Some(h), None) => h.clone(),
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .with_context(|| format!("failed to read the hash of token {}", t.name))?,
+                _ => bail!("token {} needs one of sha256 and sha256_file", t.name),
+            };
+            tokens.push(Token::from_hex(&t.name, &hash, t.scopes)?);
+        }
+        Ok(Auth::with_tokens(tokens)?.metrics_public(self.metrics.public))
+    }
+
+    /// How long a query of the API may run.
+    pub fn query_timeout(&self) -> anyhow::Result<Duration> {
+        duration::parse(&self.api.query_timeout).context("invalid api query timeout (try 10s)")
     }
 
     /// How long a failed scan waits before it is tried again.
@@ -451,6 +523,63 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn api_tokens_come_from_the_file_its_tokens_file_and_hash_files() {
+        let dir = std::env::temp_dir().join(format!("inv-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hash = "a".repeat(64);
+        let hash_file = dir.join("ops.sha256");
+        std::fs::write(&hash_file, format!("{}  -\n", "b".repeat(64))).unwrap();
+        let more = dir.join("tokens.yaml");
+        std::fs::write(
+            &more,
+            format!(
+                "- name: extra\n  sha256: {}\n  scopes: [collect]\n",
+                "c".repeat(64)
+            ),
+        )
+        .unwrap();
+        let file = dir.join("inventory.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "api:\n  auth:\n    tokens:\n      - {{name: ro, sha256: {hash}, scopes: [read]}}\n      - {{name: ops, sha256_file: {}, scopes: [admin]}}\nmetrics:\n  public: true\n",
+                hash_file.display()
+            ),
+        )
+        .unwrap();
+        let c = Config::load_with(Some(&file), &env(&[])).unwrap();
+        assert!(!c.auth().unwrap().is_anonymous());
+        assert!(c.metrics.public);
+        let c = Config::load_with(
+            Some(&file),
+            &env(&[
+                ("INVENTORY_API_TOKENS_FILE", more.to_str().unwrap()),
+                ("INVENTORY_METRICS_PUBLIC", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.api.auth.tokens_file.as_deref(), more.to_str());
+        assert!(!c.metrics.public);
+        // A bad hash, a token with both or neither hash: the config is refused.
+        for bad in [
+            "api:\n  auth:\n    tokens: [{name: x, sha256: beef, scopes: [read]}]\n".to_owned(),
+            "api:\n  auth:\n    tokens: [{name: x, scopes: [read]}]\n".to_owned(),
+            format!("api:\n  auth:\n    tokens: [{{name: x, sha256: {hash}, scopes: [root]}}]\n"),
+        ] {
+            std::fs::write(&file, bad).unwrap();
+            assert!(Config::load_with(Some(&file), &env(&[])).is_err());
+        }
+        assert!(
+            Config::load_with(None, &env(&[]))
+                .unwrap()
+                .auth()
+                .unwrap()
+                .is_anonymous()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -441,9 +441,15 @@ fn spawn_api(
 ) -> anyhow::Result<()> {
     let server = ApiServer::start(
         &config.api.addr,
-        ApiState::new(store.reader(), Some(bus))
-            .with_projection(&config.projector.name)
-            .with_read_wait(config.read_wait()?),
+        ApiState::new(
+            store
+                .reader()
+                .with_statement_timeout(config.query_timeout()?)?,
+            Some(bus),
+        )
+        .with_auth(config.auth()?)
+        .with_projection(&config.projector.name)
+        .with_read_wait(config.read_wait()?),
         config.api.workers,
     )?;
     let shutdown = shutdown.clone();

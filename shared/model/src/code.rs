@@ -83,8 +83,24 @@ codes! {
     InvalidCursor = "invalid_cursor",
     /// A filter names no column of the kind.
     UnknownFilter = "unknown_filter",
+    /// A filter's operator does not fit its column's type, or is no operator.
+    InvalidOperator = "invalid_operator",
+    /// `sort` or `group_by` names a column that cannot order or group.
+    InvalidSort = "invalid_sort",
+    /// `fields` names a field items do not have.
+    UnknownField = "unknown_field",
+    /// `format` (or `Accept`) asks for no format the route serves.
+    InvalidFormat = "invalid_format",
+    /// No bearer token, or one that is not valid.
+    Unauthorized = "unauthorized",
+    /// The token lacks the scope the request needs.
+    Forbidden = "forbidden",
     /// No such resource or task.
     NotFound = "not_found",
+    /// The route does not take the method (the answer's `Allow` lists those it takes).
+    MethodNotAllowed = "method_not_allowed",
+    /// The request body is larger than the route takes.
+    PayloadTooLarge = "payload_too_large",
     /// An id names several resources (across accounts or regions).
     AmbiguousId = "ambiguous_id",
     /// The resource was deleted.
@@ -93,6 +109,8 @@ codes! {
     Unavailable = "unavailable",
     /// A wait ran out.
     Timeout = "timeout",
+    /// A query ran longer than `api.query_timeout` and was cancelled.
+    QueryTimeout = "query_timeout",
     /// A bug of ours; the details are logged, not told.
     Internal = "internal",
 }

@@ -12,6 +12,7 @@
 
 mod fold;
 mod history;
+mod list;
 mod query;
 pub mod schema;
 mod sql;
@@ -26,7 +27,11 @@ use tokio_postgres::NoTls;
 
 pub use fold::{BatchItem, BatchOutcome, DeadLetter, Hole, JsonText, ResourceChange};
 pub use history::{Changes, ChangesQuery, Point, Removed, ResourceKey};
-pub use query::{Filter, Found, ListQuery, Page, TableChecksum, Via, filterable, parses_as};
+pub use list::{
+    ColumnPage, Filter, Groups, ListQuery, Op, Page, Sort, TagFilter, TagOp, Via, filterable,
+    item_fields, like_pattern, parses_as,
+};
+pub use query::{Found, TableChecksum};
 pub use stats::{FailingScan, ProjectionStats, ResourceCount};
 
 mod embedded {
@@ -68,6 +73,16 @@ fn db_message(e: &tokio_postgres::Error) -> String {
 }
 
 impl StoreError {
+    /// PostgreSQL cancelled the statement (its `statement_timeout` ran out).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            StoreError::Database(e) => {
+                e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+            }
+            _ => false,
+        }
+    }
+
     /// PostgreSQL rejected the data itself (SQLSTATE classes 22 and 23): retrying
     /// the same input fails again.
     pub fn is_data_error(&self) -> bool {
@@ -98,6 +113,8 @@ pub struct ReadStore {
     config: tokio_postgres::Config,
     /// The schema the projection lives in (`None`: the database's default).
     schema: Option<String>,
+    /// Every statement is cancelled after this long (`None`: no limit).
+    statement_timeout: Option<std::time::Duration>,
     kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
 }
 
@@ -136,6 +153,24 @@ impl ReadStore {
         Ok(Store::reopened(
             &self.config,
             schema,
+            self.statement_timeout,
+            self.pool.status().max_size,
+            self.kinds.clone(),
+        )?
+        .read)
+    }
+
+    /// The same store on new connections whose every statement PostgreSQL
+    /// cancels after `timeout` ([`StoreError::is_timeout`]); kept across
+    /// [`ReadStore::in_schema`].
+    pub fn with_statement_timeout(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<ReadStore, StoreError> {
+        Ok(Store::reopened(
+            &self.config,
+            self.schema.as_deref(),
+            Some(timeout),
             self.pool.status().max_size,
             self.kinds.clone(),
         )?
@@ -224,7 +259,13 @@ impl Store {
             .iter()
             .map(|k| (k.table, sql::KindSql::new(k)))
             .collect();
-        Store::pooled(config, schema, max_connections, std::sync::Arc::new(kinds))
+        Store::pooled(
+            config,
+            schema,
+            None,
+            max_connections,
+            std::sync::Arc::new(kinds),
+        )
     }
 
     /// The same database, in another projection schema.
@@ -232,6 +273,7 @@ impl Store {
         Store::reopened(
             &self.config,
             schema,
+            self.statement_timeout,
             self.pool.status().max_size,
             self.kinds.clone(),
         )
@@ -240,27 +282,36 @@ impl Store {
     fn reopened(
         config: &tokio_postgres::Config,
         schema: Option<&str>,
+        statement_timeout: Option<std::time::Duration>,
         max_connections: usize,
         kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
     ) -> Result<Store, StoreError> {
         let mut config = config.clone();
         config.options("");
-        Store::pooled(config, schema, max_connections, kinds)
+        Store::pooled(config, schema, statement_timeout, max_connections, kinds)
     }
 
     fn pooled(
         mut config: tokio_postgres::Config,
         schema: Option<&str>,
+        statement_timeout: Option<std::time::Duration>,
         max_connections: usize,
         kinds: std::sync::Arc<HashMap<&'static str, sql::KindSql>>,
     ) -> Result<Store, StoreError> {
+        let mut options = Vec::new();
         if let Some(schema) = schema {
             if !valid_schema_name(schema) {
                 return Err(StoreError::Config(format!(
                     "invalid schema name {schema:?}: use lowercase letters, digits and _"
                 )));
             }
-            config.options(format!("-c search_path={schema}"));
+            options.push(format!("-c search_path={schema}"));
+        }
+        if let Some(t) = statement_timeout {
+            options.push(format!("-c statement_timeout={}", t.as_millis().max(1)));
+        }
+        if !options.is_empty() {
+            config.options(options.join(" "));
         }
         let manager = Manager::from_config(
             config.clone(),
@@ -278,6 +329,7 @@ impl Store {
                 pool,
                 config,
                 schema: schema.map(str::to_owned),
+                statement_timeout,
                 kinds,
             },
         })

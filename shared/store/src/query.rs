@@ -1,51 +1,14 @@
-//! Read queries for the API: keyset-paged lists with filters, nested collections
-//! through link tables, single lookups, and table checksums.
+//! Read queries for the API besides lists (see `list.rs`): single lookups and
+//! table checksums.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use inventory_model::{ColumnType, KINDS, KindDef, LinkDef, Side};
+use inventory_model::{KINDS, KindDef};
 use serde_json::Value;
 
-use crate::sql::key_columns;
+#[cfg(feature = "bench")]
+use crate::ListQuery;
+use crate::list::valid_at;
 use crate::{ReadStore, Store, StoreError};
-
-/// `column = value` on a kind's key or typed columns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub column: String,
-    pub value: String,
-}
-
-/// Restrict a list to the resources linked to one parent resource.
-#[derive(Debug, Clone)]
-pub struct Via {
-    pub link: &'static LinkDef,
-    pub parent: &'static KindDef,
-    pub parent_id: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ListQuery {
-    pub kind: &'static KindDef,
-    pub filters: Vec<Filter>,
-    pub include_deleted: bool,
-    /// Opaque cursor from a previous page's `next`.
-    pub cursor: Option<String>,
-    pub limit: usize,
-    pub via: Option<Via>,
-    /// Answer as the inventory stood at this instant (from history).
-    pub at: Option<DateTime<Utc>>,
-}
-
-/// A page of items. Each item is a JSON object's text as PostgreSQL built it
-/// (`row_to_json`), to be passed through to clients without being parsed,
-/// checked or serialized again.
-#[derive(Debug)]
-pub struct Page {
-    pub items: Vec<String>,
-    pub next: Option<String>,
-}
 
 /// Result of looking a resource up by its id.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,236 +26,7 @@ pub struct TableChecksum {
     pub digest: String,
 }
 
-/// Whether `value` is valid input for a column of type `ty` (filters are sent as
-/// text and cast on the server).
-pub fn parses_as(ty: ColumnType, value: &str) -> bool {
-    !value.contains('\0')
-        && match ty {
-            ColumnType::Text => true,
-            ColumnType::Integer => value.parse::<i64>().is_ok(),
-            ColumnType::Boolean => matches!(value, "true" | "false"),
-            ColumnType::Timestamp => chrono::DateTime::parse_from_rfc3339(value).is_ok(),
-            ColumnType::Json => false,
-        }
-}
-
-/// Columns a kind can be filtered on.
-pub fn filterable(kind: &KindDef) -> impl Iterator<Item = (&'static str, ColumnType)> + '_ {
-    key_columns(kind)
-        .into_iter()
-        .map(|c| (c, ColumnType::Text))
-        .chain(
-            kind.columns
-                .iter()
-                .filter(|c| c.ty.filterable())
-                .map(|c| (c.name, c.ty)),
-        )
-}
-
-fn encode_cursor(keys: &[String]) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(keys).expect("strings serialize"))
-}
-
-fn decode_cursor(cursor: &str, n: usize) -> Result<Vec<String>, StoreError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| StoreError::BadCursor)?;
-    let keys: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    if keys.len() != n || keys.iter().any(|k| k.contains('\0')) {
-        return Err(StoreError::BadCursor);
-    }
-    Ok(keys)
-}
-
-/// `alias`'s version was valid at the instant in text parameter `$param`.
-fn valid_at(alias: &str, param: usize) -> String {
-    format!(
-        "{alias}.valid_from <= ${param}::text::timestamptz \
-         AND ({alias}.valid_to IS NULL OR {alias}.valid_to > ${param}::text::timestamptz)"
-    )
-}
-
-/// The statement a list runs and its text parameters (the last parameter, the
-/// limit, is added by the caller).
-fn list_statement(q: &ListQuery) -> Result<(String, Vec<String>), StoreError> {
-    let kind = q.kind;
-    let keys = key_columns(kind);
-    let mut params: Vec<String> = Vec::new();
-    // `alias.key, …`: the order of a page and of its cursor.
-    let key_list = |alias: &str| {
-        keys.iter()
-            .map(|k| format!("{alias}.{k}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    // Items: the row's columns without the raw payload and the sequence (the raw
-    // payload is the bulk of a row; a list never reads it). As of an instant, the
-    // version valid then, with its change and start instead of the row's times.
-    let meta: &[&str] = match q.at {
-        None => &[
-            "tags",
-            "content_hash",
-            "first_seen_at",
-            "last_seen_at",
-            "deleted_at",
-            "scan_id",
-        ],
-        Some(_) => &["tags", "content_hash", "scan_id", "change", "valid_from"],
-    };
-    let item_columns: Vec<String> = keys
-        .iter()
-        .copied()
-        .chain(kind.columns.iter().map(|c| c.name))
-        .chain(meta.iter().copied())
-        .map(|c| format!("t.{c}"))
-        .collect();
-    let table = match q.at {
-        None => kind.table.to_owned(),
-        Some(_) => format!("{}_version", kind.table),
-    };
-    // The page is selected here; the statement around it turns each row into
-    // JSON text (below).
-    let mut sql = format!("SELECT {} FROM {table} t", item_columns.join(", "));
-    let mut preds: Vec<String> = Vec::new();
-    if let Some(at) = q.at {
-        params.push(at.to_rfc3339());
-        preds.push(valid_at("t", params.len()));
-    }
-    match (&q.via, q.at) {
-        (Some(via), None) => {
-            let (child_col, parent_col) = match via.link.side_of(kind) {
-                Some(Side::A) => ("a_id", "b_id"),
-                _ => ("b_id", "a_id"),
-            };
-            let region_join = if kind.regional() {
-                " AND l.region = t.region"
-            } else {
-                ""
-            };
-            // The link name is a constant: the planner reads its one partition.
-            sql.push_str(&format!(
-                " JOIN link l ON l.link = '{}' AND l.account_id = t.account_id{region_join} \
-                 AND l.{child_col} = t.{}",
-                via.link.table, kind.id_column
-            ));
-            params.push(via.parent_id.clone());
-            preds.push(format!("l.{parent_col} = ${}", params.len()));
-        }
-        // As of an instant, links come from the owner's version valid then.
-        (Some(via), Some(_)) => {
-            params.push(via.parent_id.clone());
-            let parent_id = params.len();
-            let at = parent_id - 1;
-            if via.link.other_end() == kind.end() {
-                // The parent declares the link: its version lists the children.
-                let region = if kind.regional() && via.parent.regional() {
-                    " AND p.region = t.region"
-                } else {
-                    ""
-                };
-                preds.push(format!(
-                    "t.{id} IN (SELECT jsonb_array_elements_text(p.links->'{link}') FROM {pt}_version p \
-                     WHERE p.{pid} = ${parent_id} AND p.account_id = t.account_id{region} \
-                     AND {valid} AND p.change <> 'deleted')",
-                    id = kind.id_column,
-                    link = via.link.table,
-                    pt = via.parent.table,
-                    pid = via.parent.id_column,
-                    valid = valid_at("p", at),
-                ));
-            } else {
-                preds.push(format!("t.links->'{}' ? ${parent_id}", via.link.table));
-            }
-        }
-        (None, _) => {}
-    }
-    if !q.include_deleted {
-        preds.push(match q.at {
-            None => "t.deleted_at IS NULL".into(),
-            Some(_) => "t.change <> 'deleted'".into(),
-        });
-    }
-    // Sorted, so that one set of filters is one statement (prepared once).
-    let mut filters: Vec<&Filter> = q.filters.iter().collect();
-    filters.sort_by(|a, b| (&a.column, &a.value).cmp(&(&b.column, &b.value)));
-    for f in filters {
-        let (col, ty) = filterable(kind)
-            .find(|(c, _)| *c == f.column)
-            .ok_or_else(|| StoreError::UnknownColumn {
-                kind: kind.name.into(),
-                column: f.column.clone(),
-            })?;
-        params.push(f.value.clone());
-        // Text in, the column's type on the server: values must parse as it
-        // (the API checks with `parses_as`).
-        let cast = match ty {
-            ColumnType::Text => String::new(),
-            other => format!("::text::{}", other.sql()),
-        };
-        preds.push(format!("t.{col} = ${}{cast}", params.len()));
-    }
-    if let Some(cursor) = &q.cursor {
-        let after = decode_cursor(cursor, keys.len())?;
-        let first = params.len() + 1;
-        params.extend(after);
-        preds.push(format!(
-            "({}) > ({})",
-            key_list("t"),
-            (first..first + keys.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !preds.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&preds.join(" AND "));
-    }
-    sql.push_str(&format!(
-        " ORDER BY {} LIMIT ${}",
-        key_list("t"),
-        params.len() + 1
-    ));
-    // `row_to_json` over the page (names are the columns'): about twice as
-    // cheap for the server as `jsonb_build_object` with the same fields, and
-    // compact.
-    let sql = format!(
-        "SELECT row_to_json(p)::text, {keys} FROM ({sql}) p ORDER BY {keys}",
-        keys = key_list("p"),
-    );
-    Ok((sql, params))
-}
-
 impl ReadStore {
-    /// One page of a kind, optionally through a link from a parent resource.
-    #[tracing::instrument(name = "db query", level = "info", skip_all, fields(db.system = "postgresql", db.operation = "list"))]
-    pub async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
-        let keys = key_columns(q.kind);
-        let (sql, params) = list_statement(q)?;
-        let limit = (q.limit + 1) as i64;
-        let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&sql).await?;
-        let mut refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
-            .iter()
-            .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        refs.push(&limit);
-        let rows = client.query(&stmt, &refs).await?;
-        let page = &rows[..rows.len().min(q.limit)];
-        // More rows than the limit: the next page starts after this one's last.
-        let next = page.last().filter(|_| rows.len() > q.limit).map(|last| {
-            encode_cursor(
-                &(1..=keys.len())
-                    .map(|i| last.get(i))
-                    .collect::<Vec<String>>(),
-            )
-        });
-        Ok(Page {
-            items: page.iter().map(|row| row.get(0)).collect(),
-            next,
-        })
-    }
-
     /// Look a resource up by id, optionally narrowed by account and region.
     /// Deleted resources are found too (their `deleted_at` is set). With `at`,
     /// the version valid at that instant, shaped like a row (a deletion version
@@ -405,7 +139,7 @@ impl Store {
     /// the services.
     #[cfg(feature = "bench")]
     pub fn list_sql_inlined(q: &ListQuery) -> Result<String, StoreError> {
-        let (mut sql, params) = list_statement(q)?;
+        let (mut sql, params) = crate::list::list_sql(q)?;
         let limit = format!("{}", q.limit + 1);
         let literals: Vec<String> = params
             .iter()
@@ -435,40 +169,19 @@ impl Store {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "bench"))]
 mod tests {
     use super::*;
+    use crate::Filter;
 
-    #[test]
-    fn cursors_roundtrip_and_reject_garbage() {
-        let keys = vec!["1".to_string(), "eu-west-1".into(), "i-1".into()];
-        assert_eq!(decode_cursor(&encode_cursor(&keys), 3).unwrap(), keys);
-        assert!(matches!(decode_cursor("!!", 3), Err(StoreError::BadCursor)));
-        assert!(matches!(
-            decode_cursor(&encode_cursor(&keys), 2),
-            Err(StoreError::BadCursor)
-        ));
-        let nul = vec!["1".to_string(), "a\0".into(), "i".into()];
-        assert!(matches!(
-            decode_cursor(&encode_cursor(&nul), 3),
-            Err(StoreError::BadCursor)
-        ));
-    }
-
-    #[cfg(feature = "bench")]
     #[test]
     fn inlined_list_sql_has_no_placeholders_left() {
         let q = ListQuery {
-            kind: inventory_model::kind_by_name("aws", "instance").unwrap(),
-            filters: vec![Filter {
-                column: "state".into(),
-                value: "it's".into(),
-            }],
-            include_deleted: false,
-            cursor: None,
-            limit: 100,
-            via: None,
-            at: None,
+            filters: vec![Filter::eq("state", "it's")],
+            ..ListQuery::of(
+                inventory_model::kind_by_name("aws", "instance").unwrap(),
+                100,
+            )
         };
         let sql = Store::list_sql_inlined(&q).unwrap();
         assert!(
@@ -476,14 +189,5 @@ mod tests {
             "{sql}"
         );
         assert!(!sql.contains('$') && !sql.contains("t.raw"), "{sql}");
-    }
-
-    #[test]
-    fn filter_values_are_checked_against_the_column_type() {
-        assert!(parses_as(ColumnType::Integer, "42") && !parses_as(ColumnType::Integer, "x"));
-        assert!(parses_as(ColumnType::Boolean, "true") && !parses_as(ColumnType::Boolean, "yes"));
-        assert!(parses_as(ColumnType::Timestamp, "2026-11-01T12:00:00Z"));
-        assert!(!parses_as(ColumnType::Timestamp, "yesterday"));
-        assert!(!parses_as(ColumnType::Text, "a\0b"));
     }
 }

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub task_duration: HistogramVec,
     pub http_requests: IntCounterVec,
     pub http_request_duration: HistogramVec,
+    pub api_auth_failures: IntCounterVec,
 }
 
 const PROVIDER_CALL: &[&str] = &["source", "api", "account_id", "region"];
@@ -134,6 +135,11 @@ impl Metrics {
                 "inventory_http_request_duration_seconds",
                 "Time to answer an HTTP request, by route template and method",
                 &["route", "method"],
+            ),
+            api_auth_failures: counter(
+                "inventory_api_auth_failures_total",
+                "API requests refused, by reason (missing token, invalid token, scope)",
+                &["reason"],
             ),
             registry,
         }
