@@ -23,6 +23,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(get("/changes").route(web::get().to(changes)))
                 .service(get("/stats").route(web::get().to(crate::stats::stats)))
                 .service(get("/kinds").route(web::get().to(kinds)))
+                .service(get("/graph").route(web::get().to(crate::graph::graph)))
+                .service(get("/reports").route(web::get().to(crate::reports::index)))
+                .service(get("/reports/{name}").route(web::get().to(crate::reports::run)))
                 .service(get("/{source}/{kinds}").route(web::get().to(list)))
                 .service(get("/{source}/{kinds}/{id}").route(web::get().to(get_one)))
                 .service(get("/{source}/{kinds}/{id}/history").route(web::get().to(history)))
@@ -127,7 +130,7 @@ async fn list(
 
 /// Find one resource by id (as it stood at `at`, if given); `account_id` /
 /// `region` parameters narrow ambiguous ids.
-async fn lookup(
+pub(crate) async fn lookup(
     state: &ApiState,
     kind: &'static KindDef,
     id: &str,

@@ -11,9 +11,11 @@
 //! changes nothing.
 
 mod fold;
+mod graph;
 mod history;
 mod list;
 mod query;
+mod reports;
 pub mod schema;
 mod sql;
 mod stats;
@@ -26,12 +28,14 @@ use inventory_model::{KINDS, KindDef};
 use tokio_postgres::NoTls;
 
 pub use fold::{BatchItem, BatchOutcome, DeadLetter, Hole, JsonText, ResourceChange};
+pub use graph::{Direction, Graph, GraphQuery};
 pub use history::{Changes, ChangesQuery, Point, Removed, ResourceKey};
 pub use list::{
     ColumnPage, Filter, Groups, ListQuery, Op, Page, Sort, TagFilter, TagOp, Via, filterable,
     item_fields, like_pattern, parses_as,
 };
 pub use query::{Found, TableChecksum};
+pub use reports::{REPORTS, ReportDef, ReportParam, Rule, report};
 pub use stats::{FailingScan, ProjectionStats, ResourceCount};
 
 mod embedded {

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use inventory_model::{ColumnType, KindDef, LinkDef, Side};
 
+use crate::reports::{Rule, RuleSql};
 use crate::sql::key_columns;
 use crate::{ReadStore, StoreError};
 
@@ -173,6 +174,8 @@ pub struct ListQuery {
     pub via: Option<Via>,
     /// Answer as the inventory stood at this instant (from history).
     pub at: Option<DateTime<Utc>>,
+    /// Only the rows a report's rule finds.
+    pub rule: Option<Rule>,
 }
 
 impl ListQuery {
@@ -189,6 +192,7 @@ impl ListQuery {
             limit,
             via: None,
             at: None,
+            rule: None,
         }
     }
 }
@@ -536,6 +540,15 @@ fn selection(q: &ListQuery) -> Result<Selection, StoreError> {
                 s.param(t.value.clone())
             ),
         };
+        s.preds.push(pred);
+    }
+    if let Some(rule) = &q.rule {
+        // The instant, if any, is the first parameter.
+        let mut sql = RuleSql {
+            params: &mut s.params,
+            at: q.at.map(|t| (1, t)),
+        };
+        let pred = rule.predicate(&mut sql);
         s.preds.push(pred);
     }
     Ok(s)
