@@ -61,6 +61,15 @@ async fn tokens_and_scopes_decide_every_request() {
         assert!(challenge.unwrap().starts_with("Bearer"), "{secret:?}");
         assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     }
+    // The scheme is case-insensitive.
+    let resp = api
+        .client
+        .get(format!("{}{list}", api.base))
+        .header("authorization", "bearer r-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
     // Scopes: read reads only; collect collects and retries; admin does all.
     assert_eq!(call(&api, Method::GET, list, Some("r-secret")).await.0, 200);
     assert_eq!(call(&api, Method::GET, list, Some("a-secret")).await.0, 200);

@@ -36,16 +36,17 @@ pub(crate) const FOLD_SETTINGS: &str =
 /// Statements on the one link table (`link`, partitioned by link name into
 /// the `l_…` tables), whatever the link: a batch writes every link type with
 /// these. Arrays: link, account_id, region, owner id (the declaring
-/// resource's), and, per statement, the rest.
+/// resource's), and, per statement, the rest. Deletions go through
+/// `link_delete` (migration V10), which deletes each link type from its own
+/// partition with a plan made for the batch: one call, however many link
+/// types the batch holds.
 pub(crate) mod links {
     /// Remove the links owners on the `a` / `b` side declared (a state that
     /// replaces them follows).
-    pub const CLEAR_A: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
-         AS u(link, account_id, region, owner) WHERE l.link = u.link AND l.account_id = u.account_id \
-         AND l.region = u.region AND l.a_id = u.owner";
-    pub const CLEAR_B: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
-         AS u(link, account_id, region, owner) WHERE l.link = u.link AND l.account_id = u.account_id \
-         AND l.region = u.region AND l.b_id = u.owner";
+    pub const CLEAR_A: &str =
+        "SELECT link_delete('a', $1::text[], $2::text[], $3::text[], $4::text[])";
+    pub const CLEAR_B: &str =
+        "SELECT link_delete('b', $1::text[], $2::text[], $3::text[], $4::text[])";
     /// Arrays: link, account_id, region, a_id, b_id, seq.
     pub const INSERT: &str = "INSERT INTO link (link, account_id, region, a_id, b_id, seq) \
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) \
@@ -54,12 +55,10 @@ pub(crate) mod links {
     /// resources declared before their deletion. Links the other side declared
     /// stay (that side publishes only changes and would never declare them
     /// again); queries hide links to deleted resources.
-    pub const UNLINK_A: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
-         AS u(link, account_id, region, owner, seq) WHERE l.link = u.link AND l.account_id = u.account_id \
-         AND l.region = u.region AND l.a_id = u.owner AND l.seq < u.seq";
-    pub const UNLINK_B: &str = "DELETE FROM link l USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) \
-         AS u(link, account_id, region, owner, seq) WHERE l.link = u.link AND l.account_id = u.account_id \
-         AND l.region = u.region AND l.b_id = u.owner AND l.seq < u.seq";
+    pub const UNLINK_A: &str =
+        "SELECT link_delete('a', $1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
+    pub const UNLINK_B: &str =
+        "SELECT link_delete('b', $1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])";
 }
 
 /// Arrays: seq, source, kind, account_id, region (NULL for account-wide
@@ -343,14 +342,16 @@ mod tests {
             links::UNLINK_A,
             links::UNLINK_B,
         ] {
-            assert!(sql.starts_with("DELETE FROM link l USING unnest("), "{sql}");
-            assert!(sql.contains("l.link = u.link"), "{sql}");
+            // One call whatever the link types (link_delete, migration V10).
+            assert!(sql.starts_with("SELECT link_delete("), "{sql}");
+            assert!(
+                sql.contains("$1::text[]") && sql.contains("$4::text[]"),
+                "{sql}"
+            );
         }
-        assert!(
-            links::UNLINK_A.contains("l.seq < u.seq")
-                && links::UNLINK_A.contains("l.a_id = u.owner")
-        );
-        assert!(links::UNLINK_B.contains("l.b_id = u.owner"));
+        assert!(links::UNLINK_A.contains("'a'") && links::UNLINK_A.contains("$5::bigint[]"));
+        assert!(links::UNLINK_B.contains("'b'") && links::UNLINK_B.contains("$5::bigint[]"));
+        assert!(!links::CLEAR_A.contains("$5") && links::CLEAR_B.contains("'b'"));
         assert!(links::INSERT.contains("$6::bigint[]") && !links::INSERT.contains("$7"));
         assert!(CHANGE_LOG_INSERT.contains("$12::text[]") && !CHANGE_LOG_INSERT.contains("$13"));
     }
