@@ -364,7 +364,7 @@ pub(crate) fn list_request(
 /// `{"items":[...],"next":...}` with the items' JSON text, as PostgreSQL built
 /// it, copied through once (not parsed, checked or serialized again: on a page
 /// of 100 that was the API's largest cost).
-fn page_body(items: &[String], next: Option<&str>) -> Vec<u8> {
+pub(crate) fn page_body(items: &[String], next: Option<&str>) -> Vec<u8> {
     let len = items.iter().map(|i| i.len() + 1).sum::<usize>() + 64;
     let mut body = Vec::with_capacity(len);
     body.extend_from_slice(b"{\"items\":[");

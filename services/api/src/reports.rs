@@ -36,6 +36,14 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(ErrorCode::InvalidParameter, message)
 }
 
+/// A report answers pages or exports, not group counts.
+fn no_groups(answer: &Answer) -> Result<(), ApiError> {
+    match answer {
+        Answer::Groups(_) => Err(bad("a report answers pages or exports, not group_by")),
+        _ => Ok(()),
+    }
+}
+
 /// Take a report's own parameter out of the list's.
 fn take(params: &mut Vec<(String, String)>, name: &str) -> Option<String> {
     let at = params.iter().position(|(k, _)| k == name)?;
@@ -82,9 +90,7 @@ pub(crate) async fn run(
     match rule {
         Some(rule) => {
             let mut request = list_request(rule.kind(), &params, &req)?;
-            if !matches!(request.answer, Answer::Page | Answer::Export(_)) {
-                return Err(bad("a report answers pages or exports, not group_by"));
-            }
+            no_groups(&request.answer)?;
             request.query.rule = Some(rule);
             listing::answer(state.store(), request, None).await
         }
@@ -115,9 +121,7 @@ async fn untagged(
             })
             .ok_or_else(|| bad(format!("kind: no kind {plural}")))?;
         let mut request = list_request(kind, params, req)?;
-        if !matches!(request.answer, Answer::Page | Answer::Export(_)) {
-            return Err(bad("a report answers pages or exports, not group_by"));
-        }
+        no_groups(&request.answer)?;
         request.query.tags.push(lacking);
         return listing::answer(state.store(), request, None).await;
     }
@@ -161,14 +165,9 @@ async fn untagged(
             break;
         }
     }
-    let mut body = b"{\"items\":[".to_vec();
-    body.extend_from_slice(items.join(",").as_bytes());
-    body.extend_from_slice(b"],\"next\":");
-    serde_json::to_writer(&mut body, &next).expect("a string serializes");
-    body.push(b'}');
     Ok(HttpResponse::Ok()
         .content_type(header::ContentType::json())
-        .body(body))
+        .body(listing::page_body(&items, next.as_deref())))
 }
 
 fn encode(kind: usize, inner: Option<String>) -> String {
