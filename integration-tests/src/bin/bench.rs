@@ -46,6 +46,55 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// `GET /api/v1/search` from one client over the ingested instances: in
+/// turn an id, a name, an IP address and a tag qualifier with a word, each
+/// expected to find its instance; p50 and p99.
+async fn search_timing(
+    r: &mut Results,
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    n: usize,
+    quick: bool,
+) -> anyhow::Result<()> {
+    let rounds = if quick { 100 } else { 400 };
+    let mut lat = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        let i = (round * 7919 + 13) % n;
+        let q = match round % 4 {
+            0 => format!("i-{i:017x}"),
+            1 => format!("node-{i}"),
+            2 => format!("10.{}.{}.{}", i % 250, (i / 250) % 250, (i / 62500) % 250),
+            _ => format!("tag:team=team-{} node-{i}", i % 12),
+        };
+        let url = format!(
+            "http://{addr}/api/v1/search?q={}&limit=20",
+            q.replace(' ', "%20")
+                .replace(':', "%3A")
+                .replace('=', "%3D")
+        );
+        let s = Instant::now();
+        let resp = client.get(&url).send().await?;
+        anyhow::ensure!(resp.status().is_success(), "search {q}: {}", resp.status());
+        let body: Value = resp.json().await?;
+        lat.push(s.elapsed());
+        let id = format!("i-{i:017x}");
+        anyhow::ensure!(
+            body["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|it| it["id"] == id.as_str())),
+            "search {q} did not find {id}"
+        );
+    }
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let what =
+        format!("search at {n} resources, one client ({rounds} queries: id, name, IP, tag + word)");
+    r.record("search_p50", pct(0.50), "ms", &format!("{what}, p50"));
+    r.record("search_p99", pct(0.99), "ms", &format!("{what}, p99"));
+    Ok(())
+}
+
 /// An instance payload shaped like EC2's, about the size of a real one.
 fn instance(i: usize, generation: usize) -> Value {
     json!({
@@ -899,6 +948,8 @@ async fn main() -> anyhow::Result<()> {
         "rows/s",
         &format!("CSV export of every instance ({n} rows, streamed)"),
     );
+    // 6d. Search, one client: an id, a name, an IP address, a tag with a word.
+    search_timing(&mut r, &client, addr, n, quick).await?;
     r.record("api_rss", stop(api).await, "MiB", "API peak RSS");
     // Exactly the statement the API ran for that request, parameters inlined.
     let sql = Store::list_sql_inlined(&ListQuery {
@@ -1001,6 +1052,18 @@ async fn main() -> anyhow::Result<()> {
             r.value("api_p99"),
             "< 10 ms",
             r.value("api_p99") < 10.0,
+        ),
+        (
+            "search p50",
+            r.value("search_p50"),
+            "< 20 ms",
+            r.value("search_p50") < 20.0,
+        ),
+        (
+            "search p99",
+            r.value("search_p99"),
+            "< 100 ms",
+            r.value("search_p99") < 100.0,
         ),
         (
             "metrics scrape p99",

@@ -16,6 +16,7 @@ mod listing;
 mod metrics;
 mod reports;
 mod routes;
+mod search;
 mod stats;
 mod tasks;
 

@@ -24,6 +24,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(get("/stats").route(web::get().to(crate::stats::stats)))
                 .service(get("/kinds").route(web::get().to(kinds)))
                 .service(get("/graph").route(web::get().to(crate::graph::graph)))
+                .service(get("/search").route(web::get().to(crate::search::search)))
                 .service(get("/reports").route(web::get().to(crate::reports::index)))
                 .service(get("/reports/{name}").route(web::get().to(crate::reports::run)))
                 .service(get("/{source}/{kinds}").route(web::get().to(list)))

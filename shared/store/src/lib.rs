@@ -17,6 +17,7 @@ mod list;
 mod query;
 mod reports;
 pub mod schema;
+mod search;
 mod sql;
 mod stats;
 mod writes;
@@ -36,6 +37,7 @@ pub use list::{
 };
 pub use query::{Found, TableChecksum};
 pub use reports::{REPORTS, ReportDef, ReportParam, Rule, report};
+pub use search::{MAX_OFFSET, SearchPage, SearchQuery, search_fields};
 pub use stats::{FailingScan, ProjectionStats, ResourceCount};
 
 mod embedded {

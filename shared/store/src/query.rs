@@ -47,7 +47,7 @@ impl ReadStore {
         };
         let sql = match at {
             None => format!(
-                "SELECT to_jsonb(t) - 'seq' FROM {} t WHERE t.{} = $1 \
+                "SELECT to_jsonb(t) - 'seq' - 'search_doc' - 'search_text' FROM {} t WHERE t.{} = $1 \
                  AND ($2::text IS NULL OR t.account_id = $2) {region_pred} \
                  AND $4::text IS NULL LIMIT 20",
                 kind.table, kind.id_column
@@ -128,7 +128,8 @@ fn row_json(table: &str) -> &'static str {
     if table == "change_log" {
         "(to_jsonb(t) - 'position')"
     } else {
-        "to_jsonb(t)"
+        // the search columns are made from the others
+        "(to_jsonb(t) - 'search_doc' - 'search_text')"
     }
 }
 
