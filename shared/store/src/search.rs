@@ -232,9 +232,16 @@ fn encode_offset(offset: usize) -> String {
     URL_SAFE_NO_PAD.encode(json!({ "offset": offset }).to_string())
 }
 
-/// A `to_tsquery` text matching tokens that start with every token of `word`.
+/// A `tsquery` literal matching tokens that start with `word` (lowercased as
+/// the `simple` configuration writes tokens; not split by the parser, so an
+/// id like `i-0abc` is one prefix, not `i` matching everything).
 fn prefix_query(word: &str) -> String {
-    format!("'{}':*", word.replace('\\', "\\\\").replace('\'', "''"))
+    format!(
+        "'{}':*",
+        word.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('\'', "''")
+    )
 }
 
 /// SQL text and parameters of one search, built up kind by kind.
@@ -257,7 +264,7 @@ impl Sql {
             }
             Term::Word(w) => {
                 let q = self.param(prefix_query(w));
-                let full = format!("t.search_doc @@ to_tsquery('simple', {q})");
+                let full = format!("t.search_doc @@ {q}::tsquery");
                 if w.chars().count() >= 3 {
                     let like = self.param(format!("%{}%", like_pattern(w)));
                     format!("({full} OR t.search_text ILIKE {like})")
@@ -383,7 +390,7 @@ impl ReadStore {
             }
             let score = match (&rank_query, &exact) {
                 (Some(rq), Some(ex)) => format!(
-                    "(ts_rank(t.search_doc, to_tsquery('simple', {rq})) \
+                    "(ts_rank(t.search_doc, {rq}::tsquery) \
                      + CASE WHEN lower(t.{id}) = {ex} OR lower({name}) = {ex} THEN 1 ELSE 0 END)::float8",
                     id = kind.id_column
                 ),
@@ -463,7 +470,7 @@ impl ReadStore {
 }
 
 fn phrase_query(p: &str) -> String {
-    // ranked as its words, each a prefix (a phrase query has no text form
+    // ranked as its words, each a prefix (a phrase query has no literal form
     // to_tsquery takes from arbitrary input)
     p.split_whitespace()
         .map(prefix_query)
