@@ -46,6 +46,12 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// The latencies sorted, as a function from a fraction (0.99) to milliseconds.
+fn percentiles(mut lat: Vec<Duration>) -> impl Fn(f64) -> f64 {
+    lat.sort();
+    move |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0
+}
+
 /// `GET /api/v1/search` from one client over the ingested instances: in
 /// turn an id, a name, an IP address and a tag qualifier with a word, each
 /// expected to find its instance; p50 and p99.
@@ -85,9 +91,7 @@ async fn search_timing(
             "search {q} did not find {id}"
         );
     }
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let pct = percentiles(lat);
     let what =
         format!("search at {n} resources, one client ({rounds} queries: id, name, IP, tag + word)");
     r.record("search_p50", pct(0.50), "ms", &format!("{what}, p50"));
@@ -912,13 +916,12 @@ async fn main() -> anyhow::Result<()> {
         done?;
     }
     let elapsed = t.elapsed();
-    let mut lat = latencies.lock().await.clone();
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let lat = latencies.lock().await.clone();
+    let requests = lat.len();
+    let pct = percentiles(lat);
     r.record(
         "api_rps",
-        rate(lat.len(), elapsed),
+        rate(requests, elapsed),
         "requests/s",
         "API, GET /api/v1/aws/instances?state=stopped&limit=100, 32 clients",
     );

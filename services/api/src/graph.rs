@@ -32,7 +32,7 @@ fn start(from: &str) -> Result<(&'static KindDef, &str), ApiError> {
     }
 }
 
-fn number(name: &str, value: &str, max: usize) -> Result<usize, ApiError> {
+pub(crate) fn number(name: &str, value: &str, max: usize) -> Result<usize, ApiError> {
     value
         .parse()
         .ok()

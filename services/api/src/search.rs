@@ -7,6 +7,7 @@ use inventory_model::ErrorCode;
 use inventory_store::SearchQuery;
 use serde_json::json;
 
+use crate::graph::number;
 use crate::listing::check_params;
 use crate::routes::Params;
 use crate::{ApiError, ApiState};
@@ -26,18 +27,7 @@ pub(crate) async fn search(
         match name.as_str() {
             "q" => q = Some(value.clone()),
             "cursor" => cursor = Some(value.clone()),
-            "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            ErrorCode::InvalidParameter,
-                            format!("limit takes an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?
-            }
+            "limit" => limit = number(name, value, MAX_LIMIT)?,
             other => {
                 return Err(ApiError::bad_request(
                     ErrorCode::UnknownParameter,

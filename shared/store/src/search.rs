@@ -302,7 +302,7 @@ impl ReadStore {
             q.kinds.clone()
         };
         let mut sql = Sql { params: Vec::new() };
-        let per_kind = sql.param((offset + q.limit + 1).to_string());
+        let per_kind = format!("{}::bigint", sql.param((offset + q.limit + 1).to_string()));
         // the rank: full-text relevance of the words and phrases, plus one
         // for an exact id or name
         let words: Vec<String> = q
@@ -427,8 +427,7 @@ impl ReadStore {
             "SELECT source, kind, id, name, account_id, region, fields, tags, score FROM ({}) s \
              ORDER BY score DESC, source, kind, account_id, id LIMIT {lim}::bigint OFFSET {off}::bigint",
             parts.join(" UNION ALL ")
-        )
-        .replace(&format!("LIMIT {per_kind})"), &format!("LIMIT {per_kind}::bigint)"));
+        );
         let client = self.pool.get().await?;
         let params: Vec<&(dyn ToSql + Sync)> = sql
             .params
